@@ -1,0 +1,187 @@
+#include "common/config.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "common/yang.h"
+
+const char *config_path(const char *arg)
+{
+    if (arg)
+        return arg;
+    const char *env = getenv("MASAD_CONFIG");
+    return env && *env ? env : CONFIG_DEFAULT_PATH;
+}
+
+static char *read_file(const char *path, struct masad_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        error_set(err, 500, "config", "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(CONFIG_MAX_FILE_SIZE + 1);
+    size_t n = buf ? fread(buf, 1, CONFIG_MAX_FILE_SIZE + 1, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf || bad || n > CONFIG_MAX_FILE_SIZE) {
+        free(buf);
+        error_set(err, 500, "config", "%s: %s", path,
+                  bad ? "cannot be read" : "larger than 1 MiB");
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static const char *leaf(const struct lyd_node *tree, const char *xpath)
+{
+    struct lyd_node *node = NULL;
+    if (lyd_find_path(tree, xpath, 0, &node) != LY_SUCCESS || !node)
+        return NULL;
+    return lyd_get_value(node);
+}
+
+static unsigned leaf_uint(const struct lyd_node *tree, const char *xpath)
+{
+    const char *v = leaf(tree, xpath);
+    return v ? (unsigned)strtoul(v, NULL, 10) : 0;
+}
+
+/* Relative paths are taken from the configuration file's folder. */
+static char *resolve_path(const char *config_file, const char *value)
+{
+    if (!value)
+        return NULL;
+    if (value[0] == '/')
+        return strdup(value);
+    char *copy = strdup(config_file);
+    char *dir = dirname(copy);
+    char *out = NULL;
+    if (asprintf(&out, "%s/%s", dir, value) < 0)
+        out = NULL;
+    free(copy);
+    return out;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static enum log_level parse_level(const char *s)
+{
+    if (s && !strcmp(s, "debug"))
+        return LOG_DEBUG;
+    if (s && !strcmp(s, "warn"))
+        return LOG_WARN;
+    if (s && !strcmp(s, "error"))
+        return LOG_ERROR;
+    return LOG_INFO;
+}
+
+static void fill(struct config *c, const struct lyd_node *t)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1)
+        cores = 1;
+    c->event_loops = leaf_uint(t, "/masad-config:service/event-loops");
+    if (!c->event_loops)
+        c->event_loops = (unsigned)cores;
+    c->job_threads = leaf_uint(t, "/masad-config:service/job-threads");
+    if (!c->job_threads)
+        c->job_threads = 2 * (unsigned)cores;
+    c->queue_capacity = leaf_uint(t, "/masad-config:service/queue-capacity");
+    c->retry_after = leaf_uint(t, "/masad-config:service/retry-after");
+    c->shutdown_grace = leaf_uint(t, "/masad-config:service/shutdown-grace");
+    c->log_level = parse_level(leaf(t, "/masad-config:service/log-level"));
+    c->device.address = dup_or_null(leaf(t, "/masad-config:listeners/device/address"));
+    c->device.port = (uint16_t)leaf_uint(t, "/masad-config:listeners/device/port");
+    c->management.address = dup_or_null(leaf(t, "/masad-config:listeners/management/address"));
+    c->management.port = (uint16_t)leaf_uint(t, "/masad-config:listeners/management/port");
+    c->tls_certificate = resolve_path(c->path, leaf(t, "/masad-config:tls/certificate"));
+    c->tls_private_key = resolve_path(c->path, leaf(t, "/masad-config:tls/private-key"));
+    c->database_url = dup_or_null(leaf(t, "/masad-config:database/url"));
+    c->database_connect_timeout = leaf_uint(t, "/masad-config:database/connect-timeout");
+    c->database_statement_timeout = leaf_uint(t, "/masad-config:database/statement-timeout");
+    const char *key = leaf(t, "/masad-config:signer/key");
+    c->signer_key = key && strncmp(key, "pkcs11:", 7) ? resolve_path(c->path, key) : dup_or_null(key);
+    c->signer_pkcs11_module = resolve_path(c->path, leaf(t, "/masad-config:signer/pkcs11-module"));
+    c->signer_certificate = resolve_path(c->path, leaf(t, "/masad-config:signer/certificate"));
+}
+
+static void apply_environment(struct config *c)
+{
+    const char *url = getenv("MASAD_DATABASE_URL");
+    if (url && *url) {
+        free(c->database_url);
+        c->database_url = strdup(url);
+    }
+    const char *pin = getenv("MASAD_PKCS11_PIN");
+    if (pin && *pin)
+        c->pkcs11_pin = strdup(pin);
+}
+
+int config_load(const char *path, const struct ly_ctx *yang, struct config **out,
+                struct masad_error *err)
+{
+    path = config_path(path);
+    char *text = read_file(path, err);
+    if (!text)
+        return -1;
+    struct lyd_node *tree = NULL;
+    LY_ERR rc = lyd_parse_data_mem(yang, text, LYD_JSON, LYD_PARSE_STRICT | LYD_PARSE_ONLY, 0,
+                                   &tree);
+    free(text);
+    /* validate the configuration module as a whole, so that a file missing
+     * a mandatory leaf is refused even when it holds nothing at all (and
+     * ietf-yang-library's own mandatory nodes are not asked for) */
+    if (rc == LY_SUCCESS)
+        rc = lyd_validate_module(&tree, ly_ctx_get_module_implemented(yang, "masad-config"), 0,
+                                 NULL);
+    if (rc != LY_SUCCESS) {
+        char what[4200];
+        snprintf(what, sizeof(what), "configuration %s is invalid", path);
+        lyd_free_all(tree);
+        return yang_error(yang, err, 500, "config", what);
+    }
+    struct config *c = calloc(1, sizeof(*c));
+    c->path = strdup(path);
+    fill(c, tree);
+    lyd_free_all(tree);
+    apply_environment(c);
+    *out = c;
+    return 0;
+}
+
+void config_forget_secrets(struct config *cfg)
+{
+    if (cfg->pkcs11_pin) {
+        OPENSSL_cleanse(cfg->pkcs11_pin, strlen(cfg->pkcs11_pin));
+        free(cfg->pkcs11_pin);
+        cfg->pkcs11_pin = NULL;
+    }
+}
+
+void config_free(struct config *cfg)
+{
+    if (!cfg)
+        return;
+    config_forget_secrets(cfg);
+    free(cfg->path);
+    free(cfg->device.address);
+    free(cfg->management.address);
+    free(cfg->tls_certificate);
+    free(cfg->tls_private_key);
+    free(cfg->database_url);
+    free(cfg->signer_key);
+    free(cfg->signer_pkcs11_module);
+    free(cfg->signer_certificate);
+    free(cfg);
+}

@@ -1,0 +1,54 @@
+#ifndef MASAD_COMMON_CONFIG_H
+#define MASAD_COMMON_CONFIG_H
+/*
+ * The service configuration: one JSON file validated by libyang against
+ * yang/masad-config.yang, then environment overrides (MASAD_DATABASE_URL,
+ * MASAD_PKCS11_PIN). Read once at start; read-only afterwards, so any thread
+ * may read it.
+ */
+#include <libyang/libyang.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "common/log.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/masad/masad.json"
+#define CONFIG_MAX_FILE_SIZE (1024 * 1024)
+
+struct config_listener {
+    char *address;
+    uint16_t port;
+};
+
+struct config {
+    char *path;                 /* the file read */
+    unsigned event_loops;       /* resolved: never 0 */
+    unsigned job_threads;       /* resolved: never 0 */
+    unsigned queue_capacity;
+    unsigned retry_after;       /* seconds */
+    unsigned shutdown_grace;    /* seconds */
+    enum log_level log_level;
+    struct config_listener device;
+    struct config_listener management;
+    char *tls_certificate;      /* absolute or relative to the cwd */
+    char *tls_private_key;
+    char *database_url;         /* NULL when neither file nor environment has one */
+    unsigned database_connect_timeout;   /* seconds */
+    unsigned database_statement_timeout; /* milliseconds */
+    char *signer_key;           /* pkcs11: URI, or a PEM file path */
+    char *signer_pkcs11_module;
+    char *signer_certificate;
+    char *pkcs11_pin;           /* from MASAD_PKCS11_PIN; wiped by config_forget_secrets() */
+};
+
+/* path NULL: MASAD_CONFIG, else CONFIG_DEFAULT_PATH. On failure err names the
+ * file, the path inside it and the reason. */
+int config_load(const char *path, const struct ly_ctx *yang, struct config **out,
+                struct masad_error *err);
+void config_forget_secrets(struct config *cfg);
+void config_free(struct config *cfg);
+
+/* Resolves the path the service would read (argument, MASAD_CONFIG, default). */
+const char *config_path(const char *arg);
+
+#endif

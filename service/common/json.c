@@ -1,0 +1,60 @@
+#include "common/json.h"
+
+#include <string.h>
+
+#include "common/arena.h"
+
+yajl_gen json_gen_new(void)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_config(g, yajl_gen_validate_utf8, 1);
+    yajl_gen_config(g, yajl_gen_beautify, 0);
+    return g;
+}
+
+void json_strn(yajl_gen g, const char *s, size_t n)
+{
+    if (!s) {
+        yajl_gen_null(g);
+        return;
+    }
+    if (yajl_gen_string(g, (const unsigned char *)s, n) == yajl_gen_invalid_string)
+        yajl_gen_string(g, (const unsigned char *)"\xef\xbf\xbd", 3);
+}
+
+void json_str(yajl_gen g, const char *s)
+{
+    json_strn(g, s, s ? strlen(s) : 0);
+}
+
+void json_int(yajl_gen g, long long v) { yajl_gen_integer(g, v); }
+void json_bool(yajl_gen g, int v) { yajl_gen_bool(g, v); }
+void json_null(yajl_gen g) { yajl_gen_null(g); }
+void json_open(yajl_gen g) { yajl_gen_map_open(g); }
+void json_close(yajl_gen g) { yajl_gen_map_close(g); }
+void json_open_array(yajl_gen g) { yajl_gen_array_open(g); }
+void json_close_array(yajl_gen g) { yajl_gen_array_close(g); }
+
+void json_kv_str(yajl_gen g, const char *key, const char *value)
+{
+    json_str(g, key);
+    json_str(g, value);
+}
+
+void json_kv_int(yajl_gen g, const char *key, long long value)
+{
+    json_str(g, key);
+    json_int(g, value);
+}
+
+char *json_finish(yajl_gen g, struct arena *a, size_t *len)
+{
+    const unsigned char *buf;
+    size_t n;
+    yajl_gen_get_buf(g, &buf, &n);
+    char *out = arena_strndup(a, (const char *)buf, n);
+    if (len)
+        *len = n;
+    yajl_gen_free(g);
+    return out;
+}

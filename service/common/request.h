@@ -1,0 +1,89 @@
+#ifndef MASAD_COMMON_REQUEST_H
+#define MASAD_COMMON_REQUEST_H
+/*
+ * The contract between the edge and protocol logic. A handler is a plain
+ * function of (context, parsed request) that fills a response; it runs on a
+ * job thread and knows nothing of h2o, so tests call it directly.
+ *
+ * Memory: everything a request points to lives as long as the request.
+ * Everything a handler puts in the response (body, header values) must be
+ * allocated from ctx->arena, which outlives the handler until the answer
+ * has been sent.
+ */
+#include <stddef.h>
+
+#include "common/arena.h"
+#include "common/error.h"
+
+struct ly_ctx;
+struct config;
+struct store_conn;
+struct crypto_signer;
+
+enum listener_kind { LISTENER_DEVICE = 1, LISTENER_MANAGEMENT = 2 };
+
+struct der_cert {
+    const unsigned char *der;
+    size_t len;
+};
+
+struct masad_request {
+    const char *request_id;
+    enum listener_kind listener;
+    const char *method;          /* "GET", "POST", ... */
+    const char *path;            /* without the query, not percent-decoded */
+    const char *query;           /* after '?', or NULL */
+    const char *content_type;    /* header values, or NULL when absent */
+    const char *accept;
+    const char *authorization;
+    const unsigned char *body;   /* NULL when there is none */
+    size_t body_len;
+    const char *peer;            /* peer address as text */
+    int http_version;            /* 0x101 for HTTP/1.1, 0x200 for HTTP/2 */
+    /* TLS client certificate chain as sent, leaf first; none: count 0.
+     * Not verified: whoever relies on it verifies it. */
+    const struct der_cert *client_chain;
+    size_t client_chain_len;
+};
+
+#define RESPONSE_MAX_HEADERS 8
+
+struct response_header {
+    const char *name;   /* a literal */
+    const char *value;
+};
+
+struct masad_response {
+    int status;
+    const char *content_type;    /* NULL: no body */
+    const unsigned char *body;
+    size_t body_len;
+    struct response_header headers[RESPONSE_MAX_HEADERS];
+    size_t header_count;
+};
+
+/* What a job thread gives each handler. One per job thread; nothing in it
+ * is shared with another thread except the read-only yang context, the
+ * configuration and the signer (thread-safe). */
+struct job_ctx {
+    struct arena *arena;           /* reset after every request */
+    struct store_conn *db;         /* this thread's own connection */
+    struct crypto_signer *signer;
+    const struct ly_ctx *yang;
+    const struct config *config;
+};
+
+typedef void (*request_handler)(struct job_ctx *ctx, const struct masad_request *req,
+                                struct masad_response *res);
+
+/* Helpers for handlers: they copy into ctx->arena. */
+void response_set(struct masad_response *res, struct arena *a, int status,
+                  const char *content_type, const void *body, size_t len);
+void response_text(struct masad_response *res, struct arena *a, int status, const char *text);
+void response_add_header(struct masad_response *res, const char *name, const char *value);
+/* RFC 9457 problem+json; `title` is the status's reason phrase. */
+void response_problem(struct masad_response *res, struct arena *a, int status,
+                      const char *detail);
+const char *http_reason(int status);
+
+#endif

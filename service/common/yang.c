@@ -1,0 +1,111 @@
+#include "common/yang.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/embedded.h"
+
+struct module_load {
+    const char *name;
+    const char *revision;
+    const char **features;
+};
+
+static const char *sztp_server_features[] = {"redirect-server", "onboarding-server", NULL};
+
+/* What the service validates against; imports are pulled in by libyang. */
+static const struct module_load modules[] = {
+    {"masad-config", NULL, NULL},
+    {"ietf-restconf", "2017-01-26", NULL},
+    {"ietf-voucher", "2018-05-09", NULL},
+    {"ietf-voucher-request", "2021-05-20", NULL},
+    {"ietf-sztp-conveyed-info", "2019-04-30", NULL},
+    {"ietf-sztp-bootstrap-server", "2019-04-30", sztp_server_features},
+    {"ietf-sztp-csr", "2024-10-10", NULL},
+    /* implemented so that its identities resolve in JSON identityref values
+     * (csr-support's format-identifier) */
+    {"ietf-ztp-types", "2024-10-10", NULL},
+};
+
+/* Picks "name@rev.yang", or with no revision asked the newest one. */
+static const struct embedded_file *find_module(const char *name, const char *rev)
+{
+    const struct embedded_file *best = NULL;
+    size_t nlen = strlen(name);
+    for (size_t i = 0; i < embedded_yang_count; i++) {
+        const char *f = embedded_yang[i].name;
+        if (strncmp(f, name, nlen) != 0 || f[nlen] != '@')
+            continue;
+        if (rev && strncmp(f + nlen + 1, rev, strlen(rev)) != 0)
+            continue;
+        best = &embedded_yang[i]; /* sorted: the last match is the newest */
+    }
+    return best;
+}
+
+static LY_ERR import_module(const char *mod_name, const char *mod_rev, const char *submod_name,
+                            const char *submod_rev, void *user_data, LYS_INFORMAT *format,
+                            const char **module_data, void (**free_module_data)(void *, void *))
+{
+    (void)user_data;
+    const struct embedded_file *f =
+        submod_name ? find_module(submod_name, submod_rev) : find_module(mod_name, mod_rev);
+    if (!f)
+        return LY_ENOTFOUND;
+    *format = LYS_IN_YANG;
+    *module_data = (const char *)f->data;
+    *free_module_data = NULL;
+    return LY_SUCCESS;
+}
+
+int yang_context_new(struct ly_ctx **out, struct masad_error *err)
+{
+    struct ly_ctx *ctx = NULL;
+    ly_log_options(LY_LOSTORE);
+    if (ly_ctx_new(NULL, LY_CTX_DISABLE_SEARCHDIRS, &ctx) != LY_SUCCESS)
+        return error_set(err, 500, "yang", "cannot create the libyang context");
+    ly_ctx_set_module_imp_clb(ctx, import_module, NULL);
+    for (size_t i = 0; i < sizeof(modules) / sizeof(modules[0]); i++) {
+        if (!ly_ctx_load_module(ctx, modules[i].name, modules[i].revision, modules[i].features)) {
+            char what[128];
+            snprintf(what, sizeof(what), "YANG module %s does not load", modules[i].name);
+            yang_error(ctx, err, 500, "yang", what);
+            ly_ctx_destroy(ctx);
+            return -1;
+        }
+    }
+    *out = ctx;
+    return 0;
+}
+
+int yang_error(const struct ly_ctx *ctx, struct masad_error *err, int status, const char *code,
+               const char *what)
+{
+    const struct ly_err_item *e = ly_err_first(ctx);
+    /* the first error is the cause; later ones repeat it with less detail */
+    if (e && e->path)
+        error_set(err, status, code, "%s: %s (%s)", what, e->msg ? e->msg : "invalid", e->path);
+    else if (e)
+        error_set(err, status, code, "%s: %s", what, e->msg ? e->msg : "invalid");
+    else
+        error_set(err, status, code, "%s", what);
+    ly_err_clean((struct ly_ctx *)ctx, NULL);
+    return -1;
+}
+
+const struct lysc_ext_instance *yang_data_ext(const struct ly_ctx *ctx, const char *module,
+                                              const char *name)
+{
+    const struct lys_module *mod = ly_ctx_get_module_implemented(ctx, module);
+    if (!mod || !mod->compiled)
+        return NULL;
+    LY_ARRAY_COUNT_TYPE u;
+    LY_ARRAY_FOR(mod->compiled->exts, u)
+    {
+        const struct lysc_ext_instance *ext = &mod->compiled->exts[u];
+        if ((!strcmp(ext->def->name, "yang-data") || !strcmp(ext->def->name, "structure")) &&
+            ext->argument && !strcmp(ext->argument, name))
+            return ext;
+    }
+    return NULL;
+}

@@ -1,0 +1,25 @@
+#ifndef MASAD_COMMON_YANG_H
+#define MASAD_COMMON_YANG_H
+/*
+ * The one libyang context of the process: every module of yang/ (carried in
+ * the binary) compiled at start. Once built it is shared read-only by all
+ * threads; data trees are per thread.
+ */
+#include <libyang/libyang.h>
+
+#include "common/error.h"
+
+/* Builds the context with every module masad validates against. */
+int yang_context_new(struct ly_ctx **out, struct masad_error *err);
+
+/* Moves libyang's stored errors for ctx (of this thread) into err, prefixed
+ * by `what`, with the given status and code; returns -1. */
+int yang_error(const struct ly_ctx *ctx, struct masad_error *err, int status,
+               const char *code, const char *what);
+
+/* Finds the yang-data (rc:yang-data) or structure extension instance `name`
+ * of module `module`, or NULL. */
+const struct lysc_ext_instance *yang_data_ext(const struct ly_ctx *ctx, const char *module,
+                                              const char *name);
+
+#endif

@@ -1,0 +1,51 @@
+#ifndef MASAD_CRYPTO_H
+#define MASAD_CRYPTO_H
+/*
+ * crypto/: the signing key (PKCS#11 HSM through libp11, or a PEM file for
+ * development) and CMS signatures made with it.
+ *
+ * A signer is opened once at start and shared by every job thread: libp11
+ * keeps a pool of PKCS#11 sessions behind one key object, so signing is
+ * thread-safe. The signer never touches the database.
+ */
+#include <openssl/cms.h>
+#include <openssl/x509.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/arena.h"
+#include "common/error.h"
+
+struct crypto_signer;
+
+struct crypto_signer_options {
+    const char *key;            /* "pkcs11:..." (RFC 7512) or a PEM key file path */
+    const char *pkcs11_module;  /* used when the URI has no module-path */
+    const char *certificate;    /* PEM: signer certificate, then its chain */
+    const char *pin;            /* overrides the URI's pin-value / pin-source */
+};
+
+/* Opens the key and checks, by signing and verifying, that it matches the
+ * certificate. A file key is accepted with a loud warning (development). */
+int crypto_signer_open(const struct crypto_signer_options *opts, struct crypto_signer **out,
+                       struct masad_error *err);
+void crypto_signer_free(struct crypto_signer *s);
+
+bool crypto_signer_is_hsm(const struct crypto_signer *s);
+X509 *crypto_signer_certificate(const struct crypto_signer *s);
+STACK_OF(X509) *crypto_signer_chain(const struct crypto_signer *s);
+
+/* Signs a fixed digest: 0 when the key is usable right now. */
+int crypto_signer_probe(struct crypto_signer *s);
+
+/* A CMS SignedData over content with the given eContentType (dotted OID),
+ * the content encapsulated, the signer's certificate and chain included.
+ * The DER is allocated in `a`. */
+int crypto_cms_sign(struct crypto_signer *s, struct arena *a, const void *content, size_t len,
+                    const char *econtent_oid, unsigned char **der, size_t *der_len,
+                    struct masad_error *err);
+
+/* Reads every certificate of a PEM file, in order. */
+STACK_OF(X509) *crypto_read_pem_certs(const char *path, struct masad_error *err);
+
+#endif

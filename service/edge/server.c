@@ -1,0 +1,236 @@
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/metrics.h"
+#include "edge/edge_internal.h"
+
+#define LISTENER_INDEX(kind) ((kind) == LISTENER_DEVICE ? 0 : 1)
+
+long long edge_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+long long edge_now_ms(void) { return edge_now_us() / 1000; }
+
+static int listen_on(const struct config_listener *l, struct masad_error *err)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    socklen_t len;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+    if (inet_pton(AF_INET6, l->address, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(l->port);
+        len = sizeof(*in6);
+    } else if (inet_pton(AF_INET, l->address, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons(l->port);
+        len = sizeof(*in4);
+    } else
+        return error_set(err, 500, "listen", "%s is not an IP address", l->address);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int on = 1, off = 0;
+    if (fd < 0)
+        return error_set(err, 500, "listen", "socket: %s", strerror(errno));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)); /* '::' takes IPv4 too */
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, SOMAXCONN) != 0) {
+        error_set(err, 500, "listen", "cannot listen on [%s]:%u: %s", l->address, l->port,
+                  strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    h2o_accept_ctx_t *accept_ctx = listener->data;
+    if (err)
+        return;
+    /* a bounded burst, so that one busy listener cannot starve the loop */
+    for (int i = 0; i < 16; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (!sock)
+            break;
+        h2o_accept(accept_ctx, sock);
+    }
+}
+
+static void close_listeners(struct edge_loop *loop)
+{
+    for (int i = 0; i < 2; i++)
+        if (loop->listeners[i]) {
+            h2o_socket_read_stop(loop->listeners[i]);
+            h2o_socket_close(loop->listeners[i]);
+            loop->listeners[i] = NULL;
+        }
+}
+
+static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    struct edge_loop *loop = H2O_STRUCT_FROM_MEMBER(struct edge_loop, control, receiver);
+    while (!h2o_linklist_is_empty(messages))
+        h2o_linklist_unlink(messages->next);
+    if (atomic_load(&loop->stop_accepting))
+        close_listeners(loop);
+}
+
+static void *loop_thread(void *arg)
+{
+    struct edge_loop *loop = arg;
+    struct edge *edge = loop->edge;
+    h2o_context_init(&loop->ctx, h2o_evloop_create(), &edge->globalconf);
+    h2o_multithread_register_receiver(loop->ctx.queue, &loop->replies, edge_on_replies);
+    h2o_multithread_register_receiver(loop->ctx.queue, &loop->control, on_control);
+    for (int i = 0; i < 2; i++) {
+        loop->accept[i].ctx = &loop->ctx;
+        loop->accept[i].hosts = edge->hosts[i];
+        loop->accept[i].ssl_ctx = edge->ssl_ctx;
+        int fd = dup(edge->listen_fd[i]);
+        loop->listeners[i] = h2o_evloop_socket_create(loop->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+        loop->listeners[i]->data = &loop->accept[i];
+        h2o_socket_read_start(loop->listeners[i], on_accept);
+    }
+    while (!atomic_load(&loop->exit))
+        h2o_evloop_run(loop->ctx.loop, 100);
+    /* let answers already queued on sockets go out */
+    long long until = edge_now_ms() + 200;
+    while (edge_now_ms() < until)
+        h2o_evloop_run(loop->ctx.loop, 10);
+    return NULL;
+}
+
+/* Wakes the loop; the control receiver runs only for a real message. */
+static void send_control(struct edge_loop *loop, h2o_multithread_message_t *m)
+{
+    h2o_multithread_send_message(&loop->control, m);
+}
+
+static void setup_hosts(struct edge *edge)
+{
+    h2o_config_init(&edge->globalconf);
+    edge->globalconf.max_request_entity_size = route_max_body();
+    edge->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("masad"));
+    static const enum listener_kind kinds[2] = {LISTENER_DEVICE, LISTENER_MANAGEMENT};
+    static const char *names[2] = {"device", "management"};
+    for (int i = 0; i < 2; i++) {
+        const struct config_listener *l = i == 0 ? &edge->cfg->device : &edge->cfg->management;
+        h2o_hostconf_t *host = h2o_config_register_host(
+            &edge->globalconf, h2o_iovec_init(names[i], strlen(names[i])), l->port);
+        edge_handler_register(h2o_config_register_path(host, "/", 0), kinds[i]);
+        edge->hosts[i][0] = host;
+        edge->hosts[i][1] = NULL;
+    }
+}
+
+static const char **route_labels(void)
+{
+    const char **names = calloc(edge_route_count + 1, sizeof(*names));
+    for (size_t i = 0; i < edge_route_count; i++)
+        names[i] = edge_routes[i].name;
+    names[edge_route_count] = "unmatched";
+    return names;
+}
+
+static int start(struct edge *edge, struct crypto_signer *signer, const struct ly_ctx *yang,
+                 struct masad_error *err)
+{
+    RAND_bytes((unsigned char *)&edge->boot_id, sizeof(edge->boot_id));
+    metrics_init(route_labels(), edge_route_count + 1);
+    if (!(edge->ssl_ctx = edge_tls_context(edge->cfg, err)))
+        return -1;
+    if ((edge->listen_fd[0] = listen_on(&edge->cfg->device, err)) < 0 ||
+        (edge->listen_fd[1] = listen_on(&edge->cfg->management, err)) < 0)
+        return -1;
+    setup_hosts(edge);
+    edge->jobs = jobs_start(edge->cfg, signer, yang, &edge->ready, err);
+    if (!edge->jobs)
+        return -1;
+    edge->loop_count = edge->cfg->event_loops;
+    edge->loops = calloc(edge->loop_count, sizeof(*edge->loops));
+    for (unsigned i = 0; i < edge->loop_count; i++) {
+        edge->loops[i].edge = edge;
+        edge->loops[i].index = i;
+        if (pthread_create(&edge->loops[i].thread, NULL, loop_thread, &edge->loops[i]) != 0)
+            return error_set(err, 500, "threads", "cannot start event loop %u", i);
+    }
+    log_info("serving devices on [%s]:%u and management on [%s]:%u "
+             "(%u event loops, %u job threads, queue %u)",
+             edge->cfg->device.address, edge->cfg->device.port, edge->cfg->management.address,
+             edge->cfg->management.port, edge->loop_count, edge->cfg->job_threads,
+             edge->cfg->queue_capacity);
+    return 0;
+}
+
+/* SIGTERM: stop accepting, let accepted requests finish, then stop. */
+static int drain_and_stop(struct edge *edge)
+{
+    atomic_store(&edge->stopping, true);
+    for (unsigned i = 0; i < edge->loop_count; i++) {
+        atomic_store(&edge->loops[i].stop_accepting, true);
+        send_control(&edge->loops[i], &edge->loops[i].stop_message);
+    }
+    for (int i = 0; i < 2; i++)
+        close(edge->listen_fd[i]);
+    long long deadline = edge_now_ms() + 1000LL * edge->cfg->shutdown_grace;
+    while (atomic_load(&edge->in_flight) > 0 && edge_now_ms() < deadline) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    long unanswered = atomic_load(&edge->in_flight);
+    for (unsigned i = 0; i < edge->loop_count; i++) {
+        atomic_store(&edge->loops[i].exit, true);
+        send_control(&edge->loops[i], NULL); /* the loop checks `exit` when it wakes */
+    }
+    for (unsigned i = 0; i < edge->loop_count; i++)
+        pthread_join(edge->loops[i].thread, NULL);
+    jobs_stop(edge->jobs, unanswered ? 0 : 5000);
+    if (unanswered) {
+        log_warn("shutdown grace of %us ran out with %ld requests unanswered",
+                 edge->cfg->shutdown_grace, unanswered);
+        return 1;
+    }
+    log_info("stopped: every accepted request was answered");
+    return 0;
+}
+
+int edge_serve(const struct config *cfg, struct crypto_signer *signer, const struct ly_ctx *yang,
+               struct masad_error *err)
+{
+    /* the loops and job threads inherit this mask: only sigwait() below sees
+     * the signals */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    /* the edge lives until the process ends: h2o keeps connections pointing
+     * into it, and they are not torn down one by one at exit */
+    static struct edge edge;
+    edge.cfg = cfg;
+    edge.listen_fd[0] = edge.listen_fd[1] = -1;
+    if (start(&edge, signer, yang, err) != 0)
+        return -1;
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    log_info("received %s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    return drain_and_stop(&edge);
+}
