@@ -15,10 +15,12 @@ END
 $$;
 
 -- X.520 PrintableString characters (RFC 5280), 1..64, no outer spaces
+-- (length first: a bounded regular expression costs ten times more)
 CREATE DOMAIN serial_number AS text
-    CHECK (VALUE ~ '^[A-Za-z0-9''()+,./:=? -]{1,64}$' AND VALUE !~ '^ ' AND VALUE !~ ' $');
+    CHECK (length(VALUE) BETWEEN 1 AND 64 AND VALUE ~ '^[A-Za-z0-9''()+,./:=? -]+$'
+           AND left(VALUE, 1) <> ' ' AND right(VALUE, 1) <> ' ');
 CREATE DOMAIN owner_id AS text
-    CHECK (VALUE ~ '^[a-z0-9._-]{1,64}$');
+    CHECK (length(VALUE) BETWEEN 1 AND 64 AND VALUE ~ '^[a-z0-9._-]+$');
 
 CREATE TABLE devices (
     serial_number       serial_number PRIMARY KEY,
@@ -35,12 +37,14 @@ CREATE TABLE owners (
     owner_id                    owner_id PRIMARY KEY,
     display_name                text CHECK (length(display_name) <= 256),
     -- the owner's settings as received (API.md, Owners), for answering GET
-    brski                       jsonb,
+    brski                       json,
     sztp_owner_certificate      bytea[],   -- DER, end-entity first
-    sztp_conveyed_information   jsonb,     -- RFC 7951 ietf-sztp-conveyed-info
+    sztp_conveyed_information   json,      -- RFC 7951 ietf-sztp-conveyed-info, as sent
     sztp_signed_conveyed_info   bytea,     -- owner-signed CMS as uploaded
     created_at                  timestamptz NOT NULL DEFAULT now(),
-    updated_at                  timestamptz NOT NULL DEFAULT now()
+    updated_at                  timestamptz NOT NULL DEFAULT now(),
+    -- a deleted owner keeps its row: ownership history refers to it
+    deleted_at                  timestamptz
 );
 
 -- BRSKI domain CA certificates: a registrar acts for the owner whose domain
@@ -120,7 +124,7 @@ CREATE TABLE audit_events (
     serial_number   text,
     owner_id        text,
     outcome         text NOT NULL,
-    detail          jsonb,
+    detail          text,      -- a JSON object (docs/audit.md)
     prev_hash       bytea,
     hash            bytea,
     UNIQUE (chain, chain_seq)

@@ -9,6 +9,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "admin/admin.h"
 #include "common/yang.h"
 #include "crypto/crypto.h"
 #include "edge/edge.h"
@@ -25,6 +26,8 @@ static int usage(FILE *out)
             "  serve [-c FILE]          run the service (configuration: -c, MASAD_CONFIG, or %s)\n"
             "  check-config [FILE]      validate a configuration file, print the verdict, exit\n"
             "  migrate [--dir DIR]      apply database migrations as MASAD_MIGRATE_DATABASE_URL\n"
+            "  token create --name N --scope S[,S...] | token list | token revoke N\n"
+            "                           management API tokens (MASAD_DATABASE_URL, or -c FILE)\n"
             "  version                  print the version\n",
             CONFIG_DEFAULT_PATH);
     return out == stdout ? 0 : 2;
@@ -84,18 +87,31 @@ static int cmd_migrate(int argc, char **argv)
     return 0;
 }
 
+/* The token commands reach the database as the service does. */
+static int cmd_token(int argc, char **argv)
+{
+    const char *url = getenv("MASAD_DATABASE_URL");
+    struct ly_ctx *yang = NULL;
+    struct config *cfg = NULL;
+    if ((!url || !*url) && load(config_arg(argc, argv, false), &yang, &cfg) == 0)
+        url = cfg->database_url;
+    int rc = 2;
+    if (url && *url)
+        rc = admin_token_command(url, argc, argv, stdout, stderr);
+    else
+        fprintf(stderr, "masad: no database: set MASAD_DATABASE_URL or database/url in the "
+                        "configuration\n");
+    config_free(cfg);
+    ly_ctx_destroy(yang);
+    return rc;
+}
+
 static int check_database(const struct config *cfg)
 {
     struct masad_error err;
-    struct store_options so = {cfg->database_url, cfg->database_connect_timeout,
-                               cfg->database_statement_timeout};
-    struct store_conn *c = NULL;
-    int rc = store_connect(&so, &c, &err);
-    if (rc == 0)
-        rc = store_check_schema(c, &err);
+    int rc = store_check_schema(cfg->database_url, &err);
     if (rc != 0)
         log_error("%s", err.message);
-    store_close(c);
     return rc;
 }
 
@@ -148,6 +164,8 @@ int main(int argc, char **argv)
         return cmd_check_config(argc, argv);
     if (!strcmp(cmd, "migrate"))
         return cmd_migrate(argc, argv);
+    if (!strcmp(cmd, "token"))
+        return cmd_token(argc, argv);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("masad %s\n", MASAD_VERSION);
         return 0;

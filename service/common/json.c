@@ -58,3 +58,27 @@ char *json_finish(yajl_gen g, struct arena *a, size_t *len)
     yajl_gen_free(g);
     return out;
 }
+
+void json_write_value(yajl_gen g, const struct json_value *v)
+{
+    switch (v->type) {
+    case JSON_NULL: yajl_gen_null(g); break;
+    case JSON_BOOL: yajl_gen_bool(g, v->boolean); break;
+    case JSON_NUMBER: yajl_gen_number(g, v->text, v->len); break;
+    case JSON_STRING: json_strn(g, v->text, v->len); break;
+    case JSON_ARRAY:
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < v->count; i++)
+            json_write_value(g, v->items[i]);
+        yajl_gen_array_close(g);
+        break;
+    case JSON_OBJECT:
+        yajl_gen_map_open(g);
+        for (size_t i = 0; i < v->count; i++) {
+            json_str(g, v->keys[i]);
+            json_write_value(g, v->items[i]);
+        }
+        yajl_gen_map_close(g);
+        break;
+    }
+}

@@ -27,6 +27,8 @@ struct der_cert {
     size_t len;
 };
 
+#define REQUEST_MAX_PARAMS 2
+
 struct masad_request {
     const char *request_id;
     enum listener_kind listener;
@@ -44,6 +46,10 @@ struct masad_request {
      * Not verified: whoever relies on it verifies it. */
     const struct der_cert *client_chain;
     size_t client_chain_len;
+    /* path segments captured by the route's {name} placeholders, in order,
+     * as sent (still percent-encoded) */
+    const char *params[REQUEST_MAX_PARAMS];
+    size_t param_count;
 };
 
 #define RESPONSE_MAX_HEADERS 8

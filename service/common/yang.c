@@ -109,3 +109,42 @@ const struct lysc_ext_instance *yang_data_ext(const struct ly_ctx *ctx, const ch
     }
     return NULL;
 }
+
+/* libyang puts the data path in its message or path text as "…\"/mod:a/b\"…" */
+static void fault_path(const struct ly_err_item *e, char *where)
+{
+    where[0] = '\0';
+    const char *sources[] = {e ? e->path : NULL, e ? e->msg : NULL};
+    for (int i = 0; i < 2; i++) {
+        const char *q = sources[i] ? strstr(sources[i], "\"/") : NULL;
+        if (!q)
+            continue;
+        const char *end = strchr(q + 1, '"');
+        size_t n = end ? (size_t)(end - q - 1) : strlen(q + 1);
+        snprintf(where, 256, "%.*s", (int)(n < 255 ? n : 255), q + 1);
+        return;
+    }
+}
+
+int yang_check_data(const struct ly_ctx *ctx, const char *module, const char *name,
+                    LYD_FORMAT format, const char *text, char *where, struct masad_error *err)
+{
+    const struct lysc_ext_instance *ext = yang_data_ext(ctx, module, name);
+    if (!ext)
+        return error_set(err, 500, "yang", "no yang-data %s in %s", name, module);
+    struct ly_in *in = NULL;
+    struct lyd_node *tree = NULL;
+    ly_in_new_memory(text, &in);
+    LY_ERR rc = lyd_parse_ext_data(ext, NULL, in, format, LYD_PARSE_STRICT, LYD_VALIDATE_PRESENT,
+                                   &tree);
+    ly_in_free(in, 0);
+    lyd_free_all(tree);
+    if (rc == LY_SUCCESS)
+        return 0;
+    if (where)
+        fault_path(ly_err_first(ctx), where);
+    const struct ly_err_item *e = ly_err_first(ctx);
+    error_set(err, 422, "yang", "%s", e && e->msg ? e->msg : "invalid");
+    ly_err_clean((struct ly_ctx *)ctx, NULL);
+    return -1;
+}

@@ -23,3 +23,9 @@ const struct lysc_ext_instance *yang_data_ext(const struct ly_ctx *ctx, const ch
                                               const char *name);
 
 #endif
+
+/* Parses and validates text (JSON or XML) as an instance of the yang-data /
+ * structure `name` of `module`. On failure err holds libyang's reason and
+ * where (if not NULL, at least 256 bytes) the data path of the fault, or "". */
+int yang_check_data(const struct ly_ctx *ctx, const char *module, const char *name,
+                    LYD_FORMAT format, const char *text, char *where, struct masad_error *err);

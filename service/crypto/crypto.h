@@ -49,3 +49,25 @@ int crypto_cms_sign(struct crypto_signer *s, struct arena *a, const void *conten
 STACK_OF(X509) *crypto_read_pem_certs(const char *path, struct masad_error *err);
 
 #endif
+
+/* ---- certificates from untrusted input (crypto/certs.c) ----
+ * Each returns NULL / -1 with a sentence in `why` (at least 256 bytes). */
+
+/* Exactly one PEM certificate and nothing else. */
+X509 *crypto_cert_from_pem(const char *pem, size_t len, char *why);
+/* SHA-256 of the DER certificate and of its SubjectPublicKeyInfo. */
+void crypto_cert_digests(X509 *x, unsigned char cert_sha256[32], unsigned char spki_sha256[32]);
+/* RFC 3339 UTC ("2026-11-23T14:05:09Z"); out holds at least 32 bytes. */
+void crypto_time_rfc3339(const ASN1_TIME *t, char *out);
+/* RFC 2253 subject, in `a`. */
+const char *crypto_cert_subject(X509 *x, struct arena *a);
+/* -1 when the certificate is outside its validity period now. */
+int crypto_cert_current(X509 *x, char *why);
+/* chain[i] is issued and signed by chain[i+1], for every i. */
+int crypto_chain_linked(STACK_OF(X509) *chain, char *why);
+/* Verifies a CMS SignedData (DER) signed by chain[0] with a path to the last
+ * certificate of chain (the trust anchor); gives its eContentType (dotted)
+ * and the content, in `a`. */
+int crypto_cms_verify_by_chain(const unsigned char *der, size_t len, STACK_OF(X509) *chain,
+                               struct arena *a, char *oid, size_t oid_len,
+                               unsigned char **content, size_t *content_len, char *why);

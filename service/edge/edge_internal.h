@@ -30,8 +30,7 @@ struct route {
     const char *name;           /* metrics label */
     unsigned listeners;         /* bit set of enum listener_kind */
     const char *method;
-    const char *path;
-    bool prefix;                /* path is a prefix ending in '/' */
+    const char *path;           /* "/a/{name}/b": {name} matches one segment */
     size_t max_body;            /* bytes; larger bodies get 413 */
     enum error_style errors;
     request_handler handler;    /* runs on a job thread ... */
@@ -47,6 +46,9 @@ extern const size_t edge_route_count;
  * with other methods, allow lists them (for 405) and -1 is returned. */
 int route_find(enum listener_kind listener, const char *method, size_t method_len,
                const char *path, size_t path_len, char *allow, size_t allow_len);
+/* Copies the segments that route's placeholders match into req->params. */
+void route_params(const struct route *r, const char *path, size_t path_len, struct arena *a,
+                  struct masad_request *req);
 size_t route_max_body(void);
 
 /* ---- jobs.c: the bounded queue and the job threads ---- */

@@ -68,6 +68,9 @@ static void send_answer(h2o_req_t *req, const struct edge_answer *a, const struc
     e.method = method;
     log_access(&e);
     metrics_request(a->route, r->status, us);
+    /* without a length h2o 2.2 chunks only 200s and closes the connection
+     * after any other status */
+    req->res.content_length = r->body_len;
     h2o_send_inline(req, (const char *)r->body, r->body_len);
 }
 
@@ -119,6 +122,7 @@ static void copy_request(struct job *j, h2o_req_t *req, enum listener_kind liste
     struct der_cert *chain;
     r->client_chain_len = edge_client_chain(ssl, a, &chain);
     r->client_chain = chain;
+    route_params(&edge_routes[j->route], req->path.base, path_length(req), a, r);
 }
 
 static void on_req_disposed(void *p)

@@ -1,6 +1,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "crypto/crypto.h"
 #include "edge/edge_internal.h"
 
 /* The service checks client chains itself, against the trust anchors of the
@@ -101,13 +102,5 @@ size_t edge_client_chain(SSL *ssl, struct arena *a, struct der_cert **out)
 const char *edge_client_subject(SSL *ssl, struct arena *a)
 {
     X509 *leaf = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
-    if (!leaf)
-        return NULL;
-    BIO *b = BIO_new(BIO_s_mem());
-    X509_NAME_print_ex(b, X509_get_subject_name(leaf), 0, XN_FLAG_RFC2253);
-    char *data;
-    long n = BIO_get_mem_data(b, &data);
-    const char *s = arena_strndup(a, data, n > 0 ? (size_t)n : 0);
-    BIO_free(b);
-    return s;
+    return leaf ? crypto_cert_subject(leaf, a) : NULL;
 }

@@ -210,20 +210,24 @@ int store_ping(struct store_conn *c, struct masad_error *err)
     return ok ? 0 : -1;
 }
 
-int store_check_schema(struct store_conn *c, struct masad_error *err)
+int store_check_schema(const char *url, struct masad_error *err)
 {
     struct migration *m;
     size_t count;
     if (migrations_load(NULL, &m, &count, err) != 0)
         return -1;
-    PGresult *r = PQexec(c->pg, "SELECT version FROM schema_migrations");
+    PGconn *pg = PQconnectdb(url);
+    PGresult *r = PQexec(pg, "SELECT version FROM schema_migrations");
     int rc = 0;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    if (PQstatus(pg) != CONNECTION_OK) {
+        log_warn("cannot connect to the database: %s", PQerrorMessage(pg));
+        rc = error_set(err, 503, "db-unavailable", "the database is unavailable");
+    } else if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         if (st && !strcmp(st, "42P01"))
             rc = error_set(err, 500, "schema", "the database has no masad schema: run `masad migrate`");
         else
-            rc = store_error(c->pg, r, err, "schema check");
+            rc = store_error(pg, r, err, "schema check");
     }
     for (size_t i = 0; rc == 0 && i < count; i++) {
         bool found = false;
@@ -235,6 +239,35 @@ int store_check_schema(struct store_conn *c, struct masad_error *err)
                            "applied; run `masad migrate`", m[i].name);
     }
     PQclear(r);
+    PQfinish(pg);
     migrations_free(m, count);
     return rc;
+}
+
+char *store_text_array(struct arena *a, const char *const *items, size_t n)
+{
+    size_t len = 3;
+    for (size_t i = 0; i < n; i++)
+        len += items[i] ? 2 * strlen(items[i]) + 3 : 5;
+    char *out = arena_alloc(a, len), *p = out;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        if (!items[i]) {
+            memcpy(p, "NULL", 4);
+            p += 4;
+            continue;
+        }
+        *p++ = '"';
+        for (const char *s = items[i]; *s; s++) {
+            if (*s == '"' || *s == '\\')
+                *p++ = '\\';
+            *p++ = *s;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = 0;
+    return out;
 }

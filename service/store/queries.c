@@ -1,7 +1,140 @@
 #include "store/store_internal.h"
 
+/* RFC 3339 UTC with Z, as API.md's timestamps */
+#define TS(x) "to_char(" x " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+#define HEX_ARRAY(p) "ARRAY(SELECT decode(x, 'hex') FROM unnest(" p "::text[]) WITH ORDINALITY AS t(x, n) ORDER BY n)"
+
+#define DEVICE_COLUMNS                                                                          \
+    "d.serial_number, d.product, " TS("d.created_at") ", " TS("d.updated_at") ", o.owner_id,"  \
+    " (SELECT count(*) FROM vouchers v WHERE v.serial_number = d.serial_number),"             \
+    " p.at, p.progress_type, p.message"                                                        \
+    " FROM devices d"                                                                          \
+    " LEFT JOIN ownership o ON o.serial_number = d.serial_number AND o.valid_until IS NULL"    \
+    " LEFT JOIN LATERAL (SELECT " TS("at") " AS at, progress_type, message FROM sztp_progress" \
+    "   WHERE serial_number = d.serial_number ORDER BY id DESC LIMIT 1) p ON true"
+
+#define OWNER_COLUMNS                                                                           \
+    "owner_id, display_name, brski::text,"                                                     \
+    " array_to_string(ARRAY(SELECT translate(encode(c, 'base64'), E'\\n', '')"                  \
+    "   FROM unnest(sztp_owner_certificate) WITH ORDINALITY AS t(c, n) ORDER BY n), ','),"      \
+    " sztp_conveyed_information::text,"                                                        \
+    " translate(encode(sztp_signed_conveyed_info, 'base64'), E'\\n', ''), "                    \
+    TS("created_at") ", " TS("updated_at") " FROM owners"
+
 /* Every statement the service runs, prepared on each connection by name. */
 const struct store_statement store_statements[] = {
     {"ping", "SELECT 1", 0},
+
+    /* api tokens: looked up on every call, so a revocation takes effect at once */
+    {"token_lookup",
+     "SELECT name, array_to_string(scopes, ',') FROM api_tokens"
+     " WHERE token_sha256 = decode($1, 'hex') AND revoked_at IS NULL", 1},
+    {"token_create",
+     "INSERT INTO api_tokens (name, token_sha256, scopes)"
+     " VALUES ($1, decode($2, 'hex'), string_to_array($3, ','))"
+     " ON CONFLICT (name) DO NOTHING RETURNING name", 3},
+    {"token_list",
+     "SELECT name, array_to_string(scopes, ','), " TS("created_at") ", " TS("revoked_at")
+     " FROM api_tokens ORDER BY name", 0},
+    {"token_revoke",
+     "UPDATE api_tokens SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL"
+     " RETURNING name", 1},
+
+    /* audit */
+    {"audit_append",
+     "INSERT INTO audit_events (actor, action, serial_number, owner_id, outcome, detail)"
+     " VALUES ($1, $2, $3, $4, $5, $6)", 6},
+    {"audit_append_many",
+     "INSERT INTO audit_events (actor, action, outcome, detail, serial_number, owner_id)"
+     " SELECT $1, $2, $3, $4, s, o FROM unnest($5::text[], $6::text[]) AS t(s, o)", 6},
+    {"audit_list",
+     "SELECT seq, chain, chain_seq, " TS("at") ", actor, action, serial_number, owner_id, outcome,"
+     " detail, encode(prev_hash, 'hex'), encode(hash, 'hex') FROM audit_events"
+     " WHERE seq > $1 AND ($2::text IS NULL OR serial_number = $2)"
+     " AND ($3::text IS NULL OR owner_id = $3) AND ($4::text IS NULL OR action = $4)"
+     " AND ($5::timestamptz IS NULL OR at >= $5) AND ($6::timestamptz IS NULL OR at < $6)"
+     " ORDER BY seq LIMIT $7", 7},
+
+    /* devices */
+    {"devices_lock",
+     "SELECT serial_number, product, encode(sztp_password_salt, 'hex'),"
+     " encode(sztp_password_hash, 'hex') FROM devices WHERE serial_number = ANY($1::text[])"
+     " ORDER BY serial_number FOR UPDATE", 1},
+    {"devices_upsert",
+     "INSERT INTO devices AS d (serial_number, product, sztp_password_salt, sztp_password_hash)"
+     " SELECT s, p, decode(salt, 'hex'), decode(hash, 'hex')"
+     " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(s, p, salt, hash)"
+     " ON CONFLICT (serial_number) DO UPDATE SET product = EXCLUDED.product,"
+     " sztp_password_salt = EXCLUDED.sztp_password_salt,"
+     " sztp_password_hash = EXCLUDED.sztp_password_hash, updated_at = now()"
+     " WHERE (d.product, d.sztp_password_salt, d.sztp_password_hash) IS DISTINCT FROM"
+     " (EXCLUDED.product, EXCLUDED.sztp_password_salt, EXCLUDED.sztp_password_hash)", 4},
+    {"device_get", "SELECT " DEVICE_COLUMNS " WHERE d.serial_number = $1", 1},
+    {"device_list",
+     "SELECT " DEVICE_COLUMNS " WHERE d.serial_number > $1"
+     " AND ($2::text IS NULL OR o.owner_id = $2) ORDER BY d.serial_number LIMIT $3", 3},
+    {"device_exists", "SELECT 1 FROM devices WHERE serial_number = $1", 1},
+
+    /* ownership: devices are locked first (FOR UPDATE, in serial order), so
+     * concurrent assignments of one device queue up behind each other */
+    {"owners_existing",
+     "SELECT owner_id FROM owners WHERE owner_id = ANY($1::text[]) AND deleted_at IS NULL"
+     " FOR KEY SHARE", 1},
+    {"ownership_current",
+     "SELECT serial_number, owner_id, order_ref FROM ownership"
+     " WHERE serial_number = ANY($1::text[]) AND valid_until IS NULL", 1},
+    /* the time of a change is read after the devices are locked: a period
+     * closed by a transaction that began before the previous change committed
+     * would otherwise end before it began */
+    {"clock_now", "SELECT clock_timestamp()", 0},
+    {"ownership_close",
+     "UPDATE ownership SET valid_until = $2"
+     " WHERE serial_number = ANY($1::text[]) AND valid_until IS NULL", 2},
+    {"ownership_open",
+     "INSERT INTO ownership (serial_number, owner_id, order_ref, valid_from)"
+     " SELECT s, o, r, $4 FROM unnest($1::text[], $2::text[], $3::text[]) AS t(s, o, r)", 4},
+    {"ownership_history",
+     "SELECT owner_id, order_ref, " TS("valid_from") ", " TS("valid_until")
+     " FROM ownership WHERE serial_number = $1 ORDER BY valid_from, id", 1},
+
+    /* owners */
+    {"owner_lock", "SELECT deleted_at IS NULL FROM owners WHERE owner_id = $1 FOR UPDATE", 1},
+    {"owner_upsert",
+     "INSERT INTO owners (owner_id, display_name, brski, sztp_owner_certificate,"
+     " sztp_conveyed_information, sztp_signed_conveyed_info)"
+     " VALUES ($1, $2, $3::json, " HEX_ARRAY("$4") ", $5::json, decode($6, 'base64'))"
+     " ON CONFLICT (owner_id) DO UPDATE SET display_name = EXCLUDED.display_name,"
+     " brski = EXCLUDED.brski, sztp_owner_certificate = EXCLUDED.sztp_owner_certificate,"
+     " sztp_conveyed_information = EXCLUDED.sztp_conveyed_information,"
+     " sztp_signed_conveyed_info = EXCLUDED.sztp_signed_conveyed_info,"
+     " updated_at = now(), deleted_at = NULL", 6},
+    {"owner_certs_clear", "DELETE FROM owner_domain_certs WHERE owner_id = $1", 1},
+    {"owner_certs_taken",
+     "SELECT encode(spki_sha256, 'hex'), owner_id FROM owner_domain_certs"
+     " WHERE spki_sha256 = ANY(" HEX_ARRAY("$1") ") AND owner_id <> $2", 2},
+    {"owner_certs_add",
+     "INSERT INTO owner_domain_certs (owner_id, cert_der, cert_sha256, spki_sha256, subject,"
+     " not_after) SELECT $1, decode(d, 'hex'), decode(c, 'hex'), decode(s, 'hex'), subj,"
+     " na::timestamptz FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])"
+     " AS t(d, c, s, subj, na)", 6},
+    {"owner_get", "SELECT " OWNER_COLUMNS " WHERE owner_id = $1 AND deleted_at IS NULL", 1},
+    {"owner_list",
+     "SELECT " OWNER_COLUMNS " WHERE owner_id > $1 AND deleted_at IS NULL"
+     " ORDER BY owner_id LIMIT $2", 2},
+    {"owner_devices_count",
+     "SELECT count(*) FROM ownership WHERE owner_id = $1 AND valid_until IS NULL", 1},
+    {"owner_delete", "UPDATE owners SET deleted_at = now() WHERE owner_id = $1", 1},
+
+    /* per-device listings, newest first */
+    {"voucher_list",
+     "SELECT id, " TS("created_on") ", " TS("expires_on") ", assertion,"
+     " translate(encode(nonce, 'base64'), E'\\n', ''), owner_id,"
+     " encode(domain_cert_sha256, 'hex'), protocol, format FROM vouchers"
+     " WHERE serial_number = $1 AND ($2::bigint IS NULL OR id < $2)"
+     " ORDER BY id DESC LIMIT $3", 3},
+    {"progress_list",
+     "SELECT id, " TS("at") ", progress_type, message FROM sztp_progress"
+     " WHERE serial_number = $1 AND ($2::bigint IS NULL OR id < $2)"
+     " ORDER BY id DESC LIMIT $3", 3},
     {NULL, NULL, 0},
 };

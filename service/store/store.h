@@ -44,9 +44,15 @@ int store_begin(struct store_conn *c, struct masad_error *err);
 int store_commit(struct store_conn *c, struct masad_error *err);
 void store_rollback(struct store_conn *c);
 
-/* Refuses (naming what is missing) when the database lacks a migration that
- * this binary carries. Newer schemas (applied by a newer release) pass. */
-int store_check_schema(struct store_conn *c, struct masad_error *err);
+/* A PostgreSQL array literal ({"a","b",NULL}) of n strings, in `a`; NULL
+ * items are SQL NULLs. For passing whole batches as one text[] parameter. */
+char *store_text_array(struct arena *a, const char *const *items, size_t n);
+
+/* Refuses (naming what is missing) when the database at url lacks a
+ * migration that this binary carries. Newer schemas (applied by a newer
+ * release) pass. Uses a connection of its own, without the prepared
+ * statements (they need the schema). */
+int store_check_schema(const char *url, struct masad_error *err);
 
 /* Applies migrations in order, each once in its own transaction, recording
  * version and SHA-256; refuses an applied migration whose text changed.

@@ -357,6 +357,11 @@ struct http_result http(const struct masad_proc *p, const char *path, const stru
     char ct[256];
     snprintf(ct, sizeof(ct), "Content-Type: %s", o->content_type ? o->content_type : "application/octet-stream");
     hdrs = curl_slist_append(hdrs, ct);
+    char auth[256];
+    if (o->bearer) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->bearer);
+        hdrs = curl_slist_append(hdrs, auth);
+    }
     if (!o->expect_continue)
         hdrs = curl_slist_append(hdrs, "Expect:");
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
@@ -401,6 +406,17 @@ void http_result_free(struct http_result *r)
     free(r->body);
     free(r->headers);
     r->body = r->headers = NULL;
+}
+
+char *make_token(const struct masad_proc *p, const char *name, const char *scopes)
+{
+    char *out;
+    const char *env[] = {"MASAD_DATABASE_URL", p->db.app_url, NULL};
+    const char *args[] = {"token", "create", "--name", name, "--scope", scopes, NULL};
+    cr_assert_eq(masad_run(&out, env, args), 0, "token create: %s", out);
+    out[strcspn(out, "\n")] = 0;
+    cr_assert(!strncmp(out, "msd_", 4), "token: %s", out);
+    return out;
 }
 
 char *write_temp(const char *name, const void *data, size_t len)

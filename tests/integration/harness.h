@@ -74,6 +74,7 @@ struct http_opts {
     long tls_max;               /* CURL_SSLVERSION_MAX_* or 0 */
     long tls_min;               /* CURL_SSLVERSION_* or 0 */
     bool expect_continue;       /* HTTP/1.1: wait for 100 Continue before the body */
+    const char *bearer;         /* Authorization: Bearer <bearer> */
 };
 struct http_result {
     long status;                /* 0: no HTTP answer (see error) */
@@ -87,6 +88,9 @@ struct http_result http(const struct masad_proc *p, const char *path, const stru
 /* The value of header `name` (lower case) in r, malloc'd, or NULL. */
 char *http_header(const struct http_result *r, const char *name);
 void http_result_free(struct http_result *r);
+
+/* A management API token for p's database, with the given scopes. */
+char *make_token(const struct masad_proc *p, const char *name, const char *scopes);
 
 /* Writes data to a fresh temp file and returns its path. */
 char *write_temp(const char *name, const void *data, size_t len);

@@ -1,0 +1,185 @@
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin/admin_internal.h"
+
+static bool digits(const char *s)
+{
+    if (!*s || strlen(s) > 18)
+        return false;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s))
+            return false;
+    return true;
+}
+
+/* The per-device listings answer 404 for a device that does not exist. */
+static const char *known_device(struct call *c)
+{
+    const char *serial = path_param(c, 0);
+    if (!serial || !serial_number_valid(serial)) {
+        call_refuse(c, 404, "no device has that serial number");
+        return NULL;
+    }
+    c->serial = serial;
+    PGresult *r;
+    struct masad_error err;
+    const char *params[] = {serial};
+    if (store_exec(c->ctx->db, c->a, "device_exists", 1, params, &r, &err) != 0) {
+        call_fail(c, &err);
+        return NULL;
+    }
+    if (PQntuples(r) != 1) {
+        call_refuse(c, 404, "no device has the serial number \"%s\"", serial);
+        return NULL;
+    }
+    return serial;
+}
+
+void answer_list(struct call *c, const char *statement, int nparams, const char **params,
+                        long limit, const char *name, row_writer write)
+{
+    PGresult *r;
+    struct masad_error err;
+    if (store_exec(c->ctx->db, c->a, statement, nparams, params, &r, &err) != 0) {
+        call_fail(c, &err);
+        return;
+    }
+    int rows = PQntuples(r), shown = rows > limit ? (int)limit : rows;
+    yajl_gen g = json_gen_new();
+    json_open(g);
+    json_str(g, name);
+    json_open_array(g);
+    for (int i = 0; i < shown; i++)
+        write(c, g, r, i);
+    json_close_array(g);
+    json_kv_str(g, "next", rows > limit ? make_cursor(c, PQgetvalue(r, shown - 1, 0)) : NULL);
+    json_close(g);
+    call_answer_json(c, 200, g);
+}
+
+static void write_voucher(struct call *c, yajl_gen g, const PGresult *r, int row)
+{
+    (void)c;
+    json_open(g);
+    json_kv_int(g, "id", atoll(PQgetvalue(r, row, 0)));
+    json_kv_str(g, "created_on", PQgetvalue(r, row, 1));
+    json_kv_str(g, "expires_on", pq_value(r, row, 2));
+    json_kv_str(g, "assertion", PQgetvalue(r, row, 3));
+    json_kv_str(g, "nonce", pq_value(r, row, 4));
+    json_kv_str(g, "owner_id", pq_value(r, row, 5));
+    json_kv_str(g, "domain_cert_sha256", PQgetvalue(r, row, 6));
+    json_kv_str(g, "protocol", PQgetvalue(r, row, 7));
+    json_kv_str(g, "format", PQgetvalue(r, row, 8));
+    json_close(g);
+}
+
+static void write_progress(struct call *c, yajl_gen g, const PGresult *r, int row)
+{
+    (void)c;
+    json_open(g);
+    json_kv_str(g, "at", PQgetvalue(r, row, 1));
+    json_kv_str(g, "progress_type", PQgetvalue(r, row, 2));
+    json_kv_str(g, "message", pq_value(r, row, 3));
+    json_close(g);
+}
+
+static void device_listing(struct job_ctx *ctx, const struct masad_request *req,
+                           struct masad_response *res, const char *statement, const char *name,
+                           row_writer write)
+{
+    struct call c;
+    call_init(&c, ctx, req, res, "device.read");
+    long limit;
+    const char *after, *serial;
+    if (!call_authorize(&c, "devices:read") || !read_paging(&c, &limit, &after) ||
+        !(serial = known_device(&c)))
+        return;
+    if (after && !digits(after)) {
+        call_refuse(&c, 422, "after is not a cursor that this service issued");
+        return;
+    }
+    const char *params[] = {serial, after, arena_printf(c.a, "%ld", limit + 1)};
+    answer_list(&c, statement, 3, params, limit, name, write);
+}
+
+void admin_voucher_list(struct job_ctx *ctx, const struct masad_request *req,
+                        struct masad_response *res)
+{
+    device_listing(ctx, req, res, "voucher_list", "vouchers", write_voucher);
+}
+
+void admin_progress_list(struct job_ctx *ctx, const struct masad_request *req,
+                         struct masad_response *res)
+{
+    device_listing(ctx, req, res, "progress_list", "progress", write_progress);
+}
+
+static void write_event(struct call *c, yajl_gen g, const PGresult *r, int row)
+{
+    (void)c;
+    json_open(g);
+    json_kv_int(g, "seq", atoll(PQgetvalue(r, row, 0)));
+    json_str(g, "chain");
+    if (PQgetisnull(r, row, 1))
+        json_null(g);
+    else
+        json_int(g, atoll(PQgetvalue(r, row, 1)));
+    json_str(g, "chain_seq");
+    if (PQgetisnull(r, row, 2))
+        json_null(g);
+    else
+        json_int(g, atoll(PQgetvalue(r, row, 2)));
+    json_kv_str(g, "at", PQgetvalue(r, row, 3));
+    json_kv_str(g, "actor", PQgetvalue(r, row, 4));
+    json_kv_str(g, "action", PQgetvalue(r, row, 5));
+    json_kv_str(g, "serial_number", pq_value(r, row, 6));
+    json_kv_str(g, "owner_id", pq_value(r, row, 7));
+    json_kv_str(g, "outcome", PQgetvalue(r, row, 8));
+    json_str(g, "detail");
+    const char *detail = pq_value(r, row, 9);
+    struct arena *a = arena_new();
+    struct json_value *v;
+    struct masad_error err;
+    if (detail && json_parse(a, detail, strlen(detail), 64, &v, &err) == 0)
+        json_write_value(g, v);
+    else
+        json_null(g);
+    arena_free(a);
+    json_kv_str(g, "prev_hash", pq_value(r, row, 10));
+    json_kv_str(g, "hash", pq_value(r, row, 11));
+    json_close(g);
+}
+
+/* RFC 3339 with a time zone, as a filter value; PostgreSQL does the rest. */
+static bool timestamp_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 20 && n <= 35 && isdigit((unsigned char)s[0]) && s[4] == '-' && s[10] == 'T' &&
+           (s[n - 1] == 'Z' || s[n - 3] == ':');
+}
+
+void admin_audit_list(struct job_ctx *ctx, const struct masad_request *req,
+                      struct masad_response *res)
+{
+    struct call c;
+    call_init(&c, ctx, req, res, "audit.read");
+    long limit;
+    const char *after;
+    if (!call_authorize(&c, "audit:read") || !read_paging(&c, &limit, &after))
+        return;
+    const char *serial = query_param(&c, "serial_number"), *owner = query_param(&c, "owner_id");
+    const char *action = query_param(&c, "action"), *since = query_param(&c, "since");
+    const char *until = query_param(&c, "until");
+    if ((after && !digits(after)) || (serial && !serial_number_valid(serial)) ||
+        (owner && !owner_id_valid(owner)) || (action && strlen(action) > 64) ||
+        (since && !timestamp_ok(since)) || (until && !timestamp_ok(until))) {
+        call_refuse(&c, 422, "a filter is invalid: after must be a cursor from this service, "
+                             "since and until RFC 3339 times, serial_number and owner_id valid");
+        return;
+    }
+    const char *params[] = {after ? after : "0", serial, owner, action, since, until,
+                            arena_printf(c.a, "%ld", limit + 1)};
+    answer_list(&c, "audit_list", 7, params, limit, "events", write_event);
+}
