@@ -10,6 +10,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "admin/admin.h"
+#include "audit/audit.h"
 #include "common/yang.h"
 #include "crypto/crypto.h"
 #include "edge/edge.h"
@@ -28,6 +29,9 @@ static int usage(FILE *out)
             "  migrate [--dir DIR]      apply database migrations as MASAD_MIGRATE_DATABASE_URL\n"
             "  token create --name N --scope S[,S...] | token list | token revoke N\n"
             "                           management API tokens (MASAD_DATABASE_URL, or -c FILE)\n"
+            "  audit verify [--checkpoints FILE] [--ca FILE]\n"
+            "                           check the audit log's hash chains and signed checkpoints\n"
+            "  audit export-checkpoints  the signed checkpoints as JSON lines, to keep elsewhere\n"
             "  version                  print the version\n",
             CONFIG_DEFAULT_PATH);
     return out == stdout ? 0 : 2;
@@ -87,20 +91,70 @@ static int cmd_migrate(int argc, char **argv)
     return 0;
 }
 
-/* The token commands reach the database as the service does. */
-static int cmd_token(int argc, char **argv)
+/* The token and audit commands reach the database as the service does:
+ * MASAD_DATABASE_URL, else the configuration's database/url. */
+static const char *cli_database(int argc, char **argv, struct ly_ctx **yang, struct config **cfg)
 {
     const char *url = getenv("MASAD_DATABASE_URL");
-    struct ly_ctx *yang = NULL;
-    struct config *cfg = NULL;
-    if ((!url || !*url) && load(config_arg(argc, argv, false), &yang, &cfg) == 0)
-        url = cfg->database_url;
-    int rc = 2;
-    if (url && *url)
-        rc = admin_token_command(url, argc, argv, stdout, stderr);
-    else
+    if ((!url || !*url) && load(config_arg(argc, argv, false), yang, cfg) == 0)
+        url = (*cfg)->database_url;
+    if (!url || !*url) {
         fprintf(stderr, "masad: no database: set MASAD_DATABASE_URL or database/url in the "
                         "configuration\n");
+        return NULL;
+    }
+    return url;
+}
+
+static int cmd_token(int argc, char **argv)
+{
+    struct ly_ctx *yang = NULL;
+    struct config *cfg = NULL;
+    const char *url = cli_database(argc, argv, &yang, &cfg);
+    int rc = url ? admin_token_command(url, argc, argv, stdout, stderr) : 2;
+    config_free(cfg);
+    ly_ctx_destroy(yang);
+    return rc;
+}
+
+static const char *option(int argc, char **argv, const char *name)
+{
+    for (int i = 2; i + 1 < argc; i++)
+        if (!strcmp(argv[i], name))
+            return argv[i + 1];
+    return NULL;
+}
+
+/* Checkpoints are checked against --ca, else the signing certificate file
+ * of the configuration (the signer and its chain). */
+static int cmd_audit(int argc, char **argv)
+{
+    const char *sub = argc > 2 ? argv[2] : "";
+    if (strcmp(sub, "verify") && strcmp(sub, "export-checkpoints")) {
+        fprintf(stderr, "usage: masad audit verify [--checkpoints FILE] [--ca FILE] | "
+                        "masad audit export-checkpoints\n");
+        return 2;
+    }
+    struct ly_ctx *yang = NULL;
+    struct config *cfg = NULL;
+    const char *url = cli_database(argc, argv, &yang, &cfg);
+    const char *ca = option(argc, argv, "--ca");
+    bool verify = !strcmp(sub, "verify");
+    if (verify && url && !ca && !cfg && load(config_arg(argc, argv, false), &yang, &cfg) != 0)
+        url = NULL;
+    if (!ca && cfg)
+        ca = cfg->signer_certificate;
+    struct store_options so = {url, 5, 600000};
+    struct store_conn *db = NULL;
+    struct masad_error err;
+    int rc = 2;
+    if (url && store_connect(&so, &db, &err) != 0)
+        fprintf(stderr, "masad: %s\n", err.message);
+    else if (url && !verify)
+        rc = audit_export_checkpoints(db, stdout, stderr);
+    else if (url)
+        rc = audit_verify(db, ca, option(argc, argv, "--checkpoints"), stdout);
+    store_close(db);
     config_free(cfg);
     ly_ctx_destroy(yang);
     return rc;
@@ -166,6 +220,8 @@ int main(int argc, char **argv)
         return cmd_migrate(argc, argv);
     if (!strcmp(cmd, "token"))
         return cmd_token(argc, argv);
+    if (!strcmp(cmd, "audit"))
+        return cmd_audit(argc, argv);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("masad %s\n", MASAD_VERSION);
         return 0;

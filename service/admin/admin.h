@@ -30,6 +30,7 @@ void admin_ownership_batch(struct job_ctx *, const struct masad_request *, struc
 void admin_voucher_list(struct job_ctx *, const struct masad_request *, struct masad_response *);
 void admin_progress_list(struct job_ctx *, const struct masad_request *, struct masad_response *);
 void admin_audit_list(struct job_ctx *, const struct masad_request *, struct masad_response *);
+void admin_checkpoint_list(struct job_ctx *, const struct masad_request *, struct masad_response *);
 
 /* `masad token create|list|revoke` against the database at url; output to
  * out, errors to err. Returns the process exit status. */

@@ -183,3 +183,38 @@ void admin_audit_list(struct job_ctx *ctx, const struct masad_request *req,
                             arena_printf(c.a, "%ld", limit + 1)};
     answer_list(&c, "audit_list", 7, params, limit, "events", write_event);
 }
+
+static void write_checkpoint(struct call *c, yajl_gen g, const PGresult *r, int row)
+{
+    struct json_value *signed_heads;
+    struct masad_error err;
+    const char *text = PQgetvalue(r, row, 2);
+    json_open(g);
+    json_kv_int(g, "id", atoll(PQgetvalue(r, row, 0)));
+    json_kv_str(g, "at", PQgetvalue(r, row, 1));
+    json_str(g, "heads");
+    if (json_parse(c->a, text, strlen(text), 8, &signed_heads, &err) == 0 &&
+        json_get(signed_heads, "heads"))
+        json_write_value(g, json_get(signed_heads, "heads"));
+    else
+        json_null(g);
+    json_kv_str(g, "signature", PQgetvalue(r, row, 3));
+    json_close(g);
+}
+
+void admin_checkpoint_list(struct job_ctx *ctx, const struct masad_request *req,
+                           struct masad_response *res)
+{
+    struct call c;
+    call_init(&c, ctx, req, res, "audit.read");
+    long limit;
+    const char *after;
+    if (!call_authorize(&c, "audit:read") || !read_paging(&c, &limit, &after))
+        return;
+    if (after && !digits(after)) {
+        call_refuse(&c, 422, "after is not a cursor that this service issued");
+        return;
+    }
+    const char *params[] = {after ? after : "0", arena_printf(c.a, "%ld", limit + 1)};
+    answer_list(&c, "audit_checkpoint_page", 2, params, limit, "checkpoints", write_checkpoint);
+}

@@ -6,6 +6,7 @@
  * change it records. Actions are dotted names listed in docs/audit.md.
  */
 #include <stddef.h>
+#include <stdio.h>
 
 #include "common/arena.h"
 #include "common/error.h"
@@ -35,3 +36,31 @@ int audit_append_many(struct store_conn *db, struct arena *a, const char *actor,
 void audit_refusal(struct store_conn *db, struct arena *a, const struct audit_event *e);
 
 #endif
+
+/* ---- the hash chain (docs/audit.md) ---- */
+
+struct crypto_signer;
+
+/* Signs the heads of all chains when a checkpoint is due: every_events
+ * events or every_seconds seconds after the last one (and only when events
+ * were appended since). One replica at a time (advisory lock). 1 when one
+ * was written, 0 when none was due, -1 on error. */
+int audit_checkpoint_maybe(struct store_conn *db, struct crypto_signer *signer, struct arena *a,
+                           unsigned every_events, unsigned every_seconds, struct masad_error *err);
+
+/* `masad audit verify`: walks every chain in one snapshot, in constant
+ * memory, and checks every stored checkpoint (signature by a certificate
+ * that chains to the anchors in ca_file, heads against the chains), and
+ * those of an exported file when given. Reports to out; the first fault
+ * ends the walk. Returns 0 when the log is intact, 1 on a fault, 2 when it
+ * could not run. */
+int audit_verify(struct store_conn *db, const char *ca_file, const char *checkpoint_file,
+                 FILE *out);
+
+/* `masad audit export-checkpoints`: the checkpoints as JSON lines. */
+int audit_export_checkpoints(struct store_conn *db, FILE *out, FILE *err);
+
+/* SHA-256 of one event over the canonical encoding (docs/audit.md). Fields
+ * are text as the database gives them; NULL for SQL NULL. */
+void audit_event_hash(const char *const fields[10], const unsigned char prev[32],
+                      unsigned char out[32]);

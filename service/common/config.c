@@ -110,6 +110,8 @@ static void fill(struct config *c, const struct lyd_node *t)
     c->database_url = dup_or_null(leaf(t, "/masad-config:database/url"));
     c->database_connect_timeout = leaf_uint(t, "/masad-config:database/connect-timeout");
     c->database_statement_timeout = leaf_uint(t, "/masad-config:database/statement-timeout");
+    c->audit_checkpoint_events = leaf_uint(t, "/masad-config:audit/checkpoint-events");
+    c->audit_checkpoint_seconds = leaf_uint(t, "/masad-config:audit/checkpoint-seconds");
     const char *key = leaf(t, "/masad-config:signer/key");
     c->signer_key = key && strncmp(key, "pkcs11:", 7) ? resolve_path(c->path, key) : dup_or_null(key);
     c->signer_pkcs11_module = resolve_path(c->path, leaf(t, "/masad-config:signer/pkcs11-module"));

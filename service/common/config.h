@@ -35,6 +35,8 @@ struct config {
     char *database_url;         /* NULL when neither file nor environment has one */
     unsigned database_connect_timeout;   /* seconds */
     unsigned database_statement_timeout; /* milliseconds */
+    unsigned audit_checkpoint_events;
+    unsigned audit_checkpoint_seconds;
     char *signer_key;           /* pkcs11: URI, or a PEM file path */
     char *signer_pkcs11_module;
     char *signer_certificate;

@@ -1,5 +1,6 @@
 #include "common/json.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/arena.h"
@@ -59,7 +60,13 @@ char *json_finish(yajl_gen g, struct arena *a, size_t *len)
     return out;
 }
 
-void json_write_value(yajl_gen g, const struct json_value *v)
+static int key_order(const void *x, const void *y, void *keys)
+{
+    const char **k = keys;
+    return strcmp(k[*(const size_t *)x], k[*(const size_t *)y]);
+}
+
+static void write_value(yajl_gen g, const struct json_value *v, bool sorted)
 {
     switch (v->type) {
     case JSON_NULL: yajl_gen_null(g); break;
@@ -69,16 +76,25 @@ void json_write_value(yajl_gen g, const struct json_value *v)
     case JSON_ARRAY:
         yajl_gen_array_open(g);
         for (size_t i = 0; i < v->count; i++)
-            json_write_value(g, v->items[i]);
+            write_value(g, v->items[i], sorted);
         yajl_gen_array_close(g);
         break;
-    case JSON_OBJECT:
+    case JSON_OBJECT: {
+        size_t order[JSON_MAX_MEMBERS];
+        for (size_t i = 0; i < v->count && i < JSON_MAX_MEMBERS; i++)
+            order[i] = i;
+        if (sorted)
+            qsort_r(order, v->count, sizeof(order[0]), key_order, (void *)v->keys);
         yajl_gen_map_open(g);
-        for (size_t i = 0; i < v->count; i++) {
-            json_str(g, v->keys[i]);
-            json_write_value(g, v->items[i]);
+        for (size_t i = 0; i < v->count && i < JSON_MAX_MEMBERS; i++) {
+            json_str(g, v->keys[order[i]]);
+            write_value(g, v->items[order[i]], sorted);
         }
         yajl_gen_map_close(g);
         break;
     }
+    }
 }
+
+void json_write_value(yajl_gen g, const struct json_value *v) { write_value(g, v, false); }
+void json_write_canonical(yajl_gen g, const struct json_value *v) { write_value(g, v, true); }

@@ -57,3 +57,5 @@ const struct json_value *json_get(const struct json_value *v, const char *key);
 const char *json_type_name(enum json_type t);
 /* Writes a parsed value back out (numbers as written). */
 void json_write_value(yajl_gen g, const struct json_value *v);
+/* The same with every object's keys in byte order: one text per value. */
+void json_write_canonical(yajl_gen g, const struct json_value *v);

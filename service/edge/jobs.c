@@ -2,6 +2,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit/audit.h"
 #include "common/log.h"
 #include "crypto/crypto.h"
 #include "edge/edge_internal.h"
@@ -10,6 +11,7 @@
 /* A ready probe answers for at most a second: probe twice as often. */
 #define PROBE_INTERVAL_MS 400
 #define IDLE_WAIT_MS 200
+#define CHECKPOINT_CHECK_MS 1000
 
 struct job_pool {
     pthread_mutex_t mu;
@@ -25,6 +27,7 @@ struct job_pool {
     struct crypto_signer *signer;
     const struct ly_ctx *yang;
     struct readiness *ready;
+    _Atomic long long checkpoint_checked_ms;
 };
 
 int jobs_push(struct job_pool *p, struct job *j)
@@ -96,6 +99,26 @@ static void maybe_probe(struct job_pool *p, struct job_ctx *ctx)
     atomic_store(&p->ready->probed_at_ms, edge_now_ms());
 }
 
+/* Checkpoints are signed by whichever idle thread notices one is due (and
+ * across replicas by whichever wins the database's advisory lock). */
+static void maybe_checkpoint(struct job_pool *p, struct job_ctx *ctx)
+{
+    long long now = edge_now_ms();
+    long long last = atomic_load(&p->checkpoint_checked_ms);
+    if (now - last < CHECKPOINT_CHECK_MS ||
+        !atomic_compare_exchange_strong(&p->checkpoint_checked_ms, &last, now))
+        return;
+    struct masad_error err;
+    int rc = audit_checkpoint_maybe(ctx->db, ctx->signer, ctx->arena,
+                                    p->cfg->audit_checkpoint_events,
+                                    p->cfg->audit_checkpoint_seconds, &err);
+    if (rc < 0)
+        log_warn("audit checkpoint: %s", err.message);
+    else if (rc > 0)
+        log_info("audit checkpoint signed");
+    arena_reset(ctx->arena);
+}
+
 /* The handler's response lives in the thread's scratch arena: copy it into
  * the job, which the loop frees after sending. */
 static void keep_response(struct job *j, const struct masad_response *r)
@@ -136,6 +159,7 @@ static void *job_thread(void *arg)
         if (closed)
             break;
         maybe_probe(p, &ctx);
+        maybe_checkpoint(p, &ctx);
     }
     store_close(ctx.db);
     arena_free(ctx.arena);

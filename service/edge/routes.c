@@ -29,6 +29,7 @@ const struct route edge_routes[] = {
     MGMT("GET", "/api/v1/devices/{serial_number}/vouchers", 0, admin_voucher_list),
     MGMT("GET", "/api/v1/devices/{serial_number}/progress", 0, admin_progress_list),
     MGMT("GET", "/api/v1/audit", 0, admin_audit_list),
+    MGMT("GET", "/api/v1/audit/checkpoints", 0, admin_checkpoint_list),
 #ifdef MASAD_TEST_ROUTES
     {"/_test/identity", BOTH, "GET", "/_test/identity", 0, ERRORS_PLAIN, test_identity, NULL},
     {"/_test/echo", BOTH, "POST", "/_test/echo", 1024, ERRORS_PLAIN, test_echo, NULL},

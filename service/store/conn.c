@@ -185,6 +185,15 @@ int store_begin(struct store_conn *c, struct masad_error *err)
     return 0;
 }
 
+int store_begin_snapshot(struct store_conn *c, struct masad_error *err)
+{
+    if (store_ensure(c, err) != 0 ||
+        simple(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) != 0)
+        return -1;
+    c->in_transaction = true;
+    return 0;
+}
+
 int store_commit(struct store_conn *c, struct masad_error *err)
 {
     c->in_transaction = false;

@@ -41,12 +41,47 @@ const struct store_statement store_statements[] = {
      " RETURNING name", 1},
 
     /* audit */
-    {"audit_append",
-     "INSERT INTO audit_events (actor, action, serial_number, owner_id, outcome, detail)"
-     " VALUES ($1, $2, $3, $4, $5, $6)", 6},
-    {"audit_append_many",
-     "INSERT INTO audit_events (actor, action, outcome, detail, serial_number, owner_id)"
-     " SELECT $1, $2, $3, $4, s, o FROM unnest($5::text[], $6::text[]) AS t(s, o)", 6},
+    /* appending (docs/audit.md): take a free chain head, the time and $1
+     * sequence numbers; then insert the hashed events and move the head */
+    {"audit_take",
+     "SELECT h.chain, h.chain_seq, encode(h.hash, 'hex'), audit_time(now()),"
+     " ARRAY(SELECT nextval('audit_events_seq_seq') FROM generate_series(1, $1::integer))"
+     " FROM audit_take_head() h", 1},
+    {"audit_insert",
+     "WITH added AS (INSERT INTO audit_events (seq, chain, chain_seq, at, actor, action,"
+     " serial_number, owner_id, outcome, detail, prev_hash, hash)"
+     " SELECT s, $2, cs, $4::timestamptz, $5, $6, ser, own, $9, $10, decode(p, 'hex'),"
+     " decode(h, 'hex') FROM unnest($1::bigint[], $3::bigint[], $7::text[], $8::text[],"
+     " $11::text[], $12::text[]) AS t(s, cs, ser, own, p, h))"
+     " UPDATE audit_heads SET chain_seq = $13, hash = decode($14, 'hex'),"
+     " holder = pg_current_xact_id() WHERE chain = $2", 14},
+    {"audit_heads", "SELECT chain, chain_seq, encode(hash, 'hex') FROM audit_heads ORDER BY chain", 0},
+    /* one page of a chain, in order (verification walks each chain by pages
+     * inside one snapshot, in constant memory) */
+    {"audit_chain_page",
+     "SELECT seq, chain, chain_seq, audit_time(at), actor, action, serial_number, owner_id,"
+     " outcome, detail, encode(prev_hash, 'hex'), encode(hash, 'hex') FROM audit_events"
+     " WHERE chain = $1 AND chain_seq > $2 ORDER BY chain_seq LIMIT 1000", 2},
+    {"audit_unchained",
+     "SELECT seq FROM audit_events WHERE chain NOT IN (SELECT chain FROM audit_heads)"
+     " ORDER BY seq LIMIT 1", 0},
+    {"audit_checkpoint_page",
+     "SELECT id, " TS("at") ", heads, translate(encode(signature, 'base64'), E'\\n', '')"
+     " FROM audit_checkpoints WHERE id > $1 ORDER BY id LIMIT $2", 2},
+    /* the heads a chain's checkpoints recorded, in checkpoint order */
+    {"audit_checkpoint_heads",
+     "SELECT c.id, (e->>'chain_seq')::bigint, e->>'hash' FROM audit_checkpoints c,"
+     " json_array_elements(c.heads::json->'heads') e WHERE (e->>'chain')::integer = $1"
+     " AND c.id > $2 ORDER BY c.id LIMIT 500", 2},
+    /* is a checkpoint due? seconds since the last one, events since then */
+    {"audit_checkpoint_due",
+     "SELECT pg_try_advisory_xact_lock(469853219173), " TS("now()") ","
+     " (SELECT extract(epoch FROM now() - at)::bigint FROM audit_checkpoints ORDER BY id DESC LIMIT 1),"
+     " (SELECT sum(chain_seq) FROM audit_heads) - coalesce((SELECT sum((e->>'chain_seq')::bigint)"
+     "   FROM (SELECT heads FROM audit_checkpoints ORDER BY id DESC LIMIT 1) c,"
+     "   json_array_elements(c.heads::json->'heads') e), 0)", 0},
+    {"audit_checkpoint_add",
+     "INSERT INTO audit_checkpoints (at, heads, signature) VALUES ($1, $2, decode($3, 'hex'))", 3},
     {"audit_list",
      "SELECT seq, chain, chain_seq, " TS("at") ", actor, action, serial_number, owner_id, outcome,"
      " detail, encode(prev_hash, 'hex'), encode(hash, 'hex') FROM audit_events"

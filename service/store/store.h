@@ -42,6 +42,8 @@ int store_exec(struct store_conn *c, struct arena *a, const char *name, int npar
                const char *const *values, PGresult **res, struct masad_error *err);
 int store_begin(struct store_conn *c, struct masad_error *err);
 int store_commit(struct store_conn *c, struct masad_error *err);
+/* A read-only transaction that sees one snapshot throughout (REPEATABLE READ). */
+int store_begin_snapshot(struct store_conn *c, struct masad_error *err);
 void store_rollback(struct store_conn *c);
 
 /* A PostgreSQL array literal ({"a","b",NULL}) of n strings, in `a`; NULL

@@ -200,11 +200,12 @@ static void write_config(struct masad_proc *p, const struct masad_opts *o)
             " \"masad-config:tls\": {\"certificate\": \"%s\", \"private-key\": \"%s\"},\n"
             " \"masad-config:database\": {\"connect-timeout\": 2},\n"
             " \"masad-config:signer\": {\"key\": \"%s\", \"pkcs11-module\": \"%s\","
-            " \"certificate\": \"%s\"}}\n",
+            " \"certificate\": \"%s\"}%s%s}\n",
             o->job_threads ? o->job_threads : 2, o->queue_capacity ? o->queue_capacity : 64,
             o->shutdown_grace ? o->shutdown_grace : 10, p->device_port, p->management_port,
             tls_cert, tls_key, o->signer_key ? o->signer_key : env_or_die("MASAD_PKCS11_URI"),
-            env_or_die("MASAD_PKCS11_MODULE"), signer_cert);
+            env_or_die("MASAD_PKCS11_MODULE"), signer_cert, o->extra_config ? ",\n " : "",
+            o->extra_config ? o->extra_config : "");
     fclose(f);
     free(tls_cert);
     free(tls_key);

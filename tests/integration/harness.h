@@ -44,6 +44,7 @@ struct masad_opts {
     const char *signer_cert;    /* NULL: masa-chain.crt */
     bool no_migrate;            /* leave the database empty */
     const char *database_url;   /* NULL: a fresh database */
+    const char *extra_config;   /* more top-level members: "\"masad-config:audit\": {...}" */
 };
 
 struct masad_proc {

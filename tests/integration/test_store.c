@@ -21,7 +21,7 @@ Test(migrations, apply_once_then_reapply_is_a_no_op)
     db_create(&db);
     char *out;
     cr_assert_eq(migrate(&db, NULL, &out), 0, "%s", out);
-    cr_assert(strstr(out, "applied 0001_init.sql"), "%s", out);
+    cr_assert(strstr(out, "applied 0001_init.sql\napplied 0002_audit_chain.sql"), "%s", out);
     cr_assert_eq(migrate(&db, NULL, &out), 0, "%s", out);
     cr_assert(strstr(out, "nothing to apply"), "%s", out);
     cr_assert_null(strstr(out, "applied 0001"), "%s", out);
@@ -32,7 +32,7 @@ Test(migrations, apply_once_then_reapply_is_a_no_op)
     expected[64] = 0;
     char *recorded = db_value(db.owner_url, "SELECT checksum FROM schema_migrations WHERE version = 1");
     cr_assert_str_eq(recorded, expected);
-    cr_assert_str_eq(db_value(db.owner_url, "SELECT count(*) FROM schema_migrations"), "1");
+    cr_assert_str_eq(db_value(db.owner_url, "SELECT count(*) FROM schema_migrations"), "2");
 }
 
 Test(migrations, an_edited_migration_is_refused_by_name)
@@ -56,20 +56,20 @@ Test(migrations, new_migrations_apply_in_order_each_in_its_transaction)
     char *dir = tmp_path("migrations-%s", db.name);
     cr_assert_eq(sh(NULL,
                     "mkdir -p %s && cp %s/migrations/*.sql %s/ &&"
-                    " echo 'CREATE TABLE later (x int);' > %s/0003_later.sql &&"
-                    " echo 'CREATE TABLE sooner (x int);' > %s/0002_sooner.sql",
+                    " echo 'CREATE TABLE later (x int);' > %s/0099_later.sql &&"
+                    " echo 'CREATE TABLE sooner (x int);' > %s/0098_sooner.sql",
                     dir, env_or_die("MASAD_TEST_ROOT"), dir, dir, dir), 0);
     char *out;
     cr_assert_eq(migrate(&db, dir, &out), 0, "%s", out);
-    char *first = strstr(out, "0002_sooner"), *second = strstr(out, "0003_later");
+    char *first = strstr(out, "0098_sooner"), *second = strstr(out, "0099_later");
     cr_assert(first && second && first < second, "%s", out);
 
     /* a failing migration leaves nothing behind, and names itself */
-    cr_assert_eq(sh(NULL, "printf 'CREATE TABLE half (x int);\\nSELECT nonsense;\\n' > %s/0004_broken.sql", dir), 0);
+    cr_assert_eq(sh(NULL, "printf 'CREATE TABLE half (x int);\\nSELECT nonsense;\\n' > %s/0100_broken.sql", dir), 0);
     cr_assert_eq(migrate(&db, dir, &out), 1, "%s", out);
-    cr_assert(strstr(out, "0004_broken.sql"), "%s", out);
+    cr_assert(strstr(out, "0100_broken.sql"), "%s", out);
     cr_assert_null(db_value(db.owner_url, "SELECT 1 FROM pg_tables WHERE tablename = 'half'"));
-    cr_assert_null(db_value(db.owner_url, "SELECT 1 FROM schema_migrations WHERE version = 4"));
+    cr_assert_null(db_value(db.owner_url, "SELECT 1 FROM schema_migrations WHERE version = 100"));
 }
 
 Test(migrations, badly_named_files_are_refused)
@@ -99,8 +99,9 @@ static struct test_db migrated(void)
     char *out;
     cr_assert_eq(migrate(&db, NULL, &out), 0, "%s", out);
     cr_assert_eq(db_exec(db.app_url,
-                         "INSERT INTO audit_events (actor, action, outcome) VALUES ('test', 'test.event', 'ok')",
-                         NULL), 0);
+                         "INSERT INTO audit_events (chain, chain_seq, actor, action, outcome, prev_hash, hash)"
+                         " VALUES (0, 1, 'test', 'test.event', 'ok', decode(repeat('00', 32), 'hex'),"
+                         " decode(repeat('00', 32), 'hex'))", NULL), 0);
     return db;
 }
 
@@ -125,6 +126,7 @@ Test(audit_log, update_delete_truncate_are_refused_for_every_role)
     refused(db.app_url, "UPDATE audit_events SET outcome = 'forged'", "permission denied for table audit_events");
     refused(db.app_url, "DELETE FROM audit_events", "permission denied for table audit_events");
     refused(db.app_url, "TRUNCATE audit_events", "permission denied for table audit_events");
+    refused(db.app_url, "DELETE FROM audit_checkpoints", "permission denied for table audit_checkpoints");
     cr_assert_str_eq(db_value(db.owner_url, "SELECT outcome FROM audit_events"), "ok");
     cr_assert_str_eq(db_value(db.owner_url, "SELECT count(*) FROM audit_events"), "1");
 }

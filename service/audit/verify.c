@@ -1,0 +1,403 @@
+/* `masad audit verify`: the hash chains and the signed checkpoints. */
+#include <openssl/bio.h>
+#include <openssl/cms.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/audit.h"
+#include "common/json.h"
+#include "store/store.h"
+
+/* a checkpoint's record of one chain's head */
+struct mark {
+    long long id;
+    int chain;
+    long long chain_seq;
+    unsigned char hash[32];
+};
+
+struct verify {
+    struct store_conn *db;
+    FILE *out;
+    X509_STORE *anchors;
+    struct mark *file_marks;     /* from an exported file, sorted by chain, chain_seq */
+    size_t file_count;
+    long long events, checkpoints, file_checkpoints;
+    bool fault;
+};
+
+static int unhex(const char *s, unsigned char *out, size_t n)
+{
+    if (!s || strlen(s) != 2 * n)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (sscanf(s + 2 * i, "%2hhx", &out[i]) != 1)
+            return -1;
+    return 0;
+}
+
+static void fault(struct verify *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fault(struct verify *v, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(v->out, "FAULT: ");
+    vfprintf(v->out, fmt, ap);
+    fprintf(v->out, "\n");
+    va_end(ap);
+    v->fault = true;
+}
+
+/* ---- checkpoint signatures ---- */
+
+static X509_STORE *load_anchors(const char *path, FILE *out)
+{
+    BIO *in = BIO_new_file(path, "r");
+    if (!in) {
+        fprintf(out, "masad: cannot read the trust anchors %s\n", path);
+        return NULL;
+    }
+    X509_STORE *store = X509_STORE_new();
+    X509 *x;
+    int n = 0;
+    while ((x = PEM_read_bio_X509(in, NULL, NULL, NULL)) != NULL) {
+        X509_STORE_add_cert(store, x);
+        X509_free(x);
+        n++;
+    }
+    ERR_clear_error();
+    BIO_free(in);
+    X509_STORE_set_purpose(store, X509_PURPOSE_ANY);
+    if (n == 0) {
+        fprintf(out, "masad: %s holds no certificate\n", path);
+        X509_STORE_free(store);
+        return NULL;
+    }
+    return store;
+}
+
+/* The signed text of a checkpoint (NUL-terminated, in a), or NULL. */
+static char *signed_text(struct verify *v, struct arena *a, const char *signature_b64)
+{
+    size_t n = strlen(signature_b64);
+    unsigned char *der = arena_alloc(a, n + 1);
+    int len = EVP_DecodeBlock(der, (const unsigned char *)signature_b64, (int)n);
+    while (len > 0 && n && signature_b64[n - 1] == '=' && (n--, 1))
+        len--;
+    const unsigned char *p = der;
+    CMS_ContentInfo *cms = len > 0 ? d2i_CMS_ContentInfo(NULL, &p, len) : NULL;
+    BIO *content = BIO_new(BIO_s_mem());
+    char *text = NULL;
+    if (cms && CMS_verify(cms, NULL, v->anchors, NULL, content, CMS_BINARY) == 1) {
+        char *data;
+        long clen = BIO_get_mem_data(content, &data);
+        text = arena_strndup(a, data, (size_t)clen);
+    }
+    ERR_clear_error();
+    BIO_free(content);
+    CMS_ContentInfo_free(cms);
+    return text;
+}
+
+static int check_stored_signatures(struct verify *v)
+{
+    struct arena *a = arena_new();
+    struct masad_error err;
+    char after[32] = "0";
+    for (bool more = true; more && !v->fault;) {
+        PGresult *r;
+        const char *params[] = {after, "200"};
+        if (store_exec(v->db, a, "audit_checkpoint_page", 2, params, &r, &err) != 0) {
+            fprintf(v->out, "masad: %s\n", err.message);
+            arena_free(a);
+            return -1;
+        }
+        for (int i = 0; i < PQntuples(r) && !v->fault; i++) {
+            const char *text = signed_text(v, a, PQgetvalue(r, i, 3));
+            if (!text)
+                fault(v, "checkpoint %s: its signature does not verify with the trust anchors",
+                      PQgetvalue(r, i, 0));
+            else if (strcmp(text, PQgetvalue(r, i, 2)) != 0)
+                fault(v, "checkpoint %s: the stored heads differ from what was signed",
+                      PQgetvalue(r, i, 0));
+            v->checkpoints++;
+            snprintf(after, sizeof(after), "%s", PQgetvalue(r, i, 0));
+        }
+        more = PQntuples(r) == 200;
+        arena_reset(a);
+    }
+    arena_free(a);
+    return 0;
+}
+
+/* ---- an exported checkpoint file (JSON lines) ---- */
+
+static int by_position(const void *x, const void *y)
+{
+    const struct mark *m = x, *n = y;
+    if (m->chain != n->chain)
+        return m->chain < n->chain ? -1 : 1;
+    return m->chain_seq < n->chain_seq ? -1 : m->chain_seq > n->chain_seq;
+}
+
+static void add_marks(struct verify *v, long long id, const struct json_value *heads)
+{
+    for (size_t i = 0; heads && heads->type == JSON_ARRAY && i < heads->count; i++) {
+        const struct json_value *c = json_get(heads->items[i], "chain"),
+                                *cs = json_get(heads->items[i], "chain_seq"),
+                                *h = json_get(heads->items[i], "hash");
+        struct mark m = {id, c ? atoi(c->text) : -1, cs ? atoll(cs->text) : -1, {0}};
+        if (!c || !cs || !h || unhex(h->text, m.hash, 32) != 0) {
+            fault(v, "checkpoint %lld in the file: a head is malformed", id);
+            return;
+        }
+        v->file_marks = realloc(v->file_marks, (v->file_count + 1) * sizeof(*v->file_marks));
+        v->file_marks[v->file_count++] = m;
+    }
+}
+
+static int load_file(struct verify *v, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(v->out, "masad: cannot read %s\n", path);
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    struct arena *a = arena_new();
+    for (long lineno = 1; !v->fault && (n = getline(&line, &cap, f)) > 0; lineno++, arena_reset(a)) {
+        struct json_value *entry, *content;
+        struct masad_error err;
+        const struct json_value *sig, *id;
+        if (json_parse(a, line, (size_t)n, 8, &entry, &err) != 0 ||
+            !(sig = json_get(entry, "signature")) || sig->type != JSON_STRING ||
+            !(id = json_get(entry, "id"))) {
+            fault(v, "%s line %ld: not an exported checkpoint", path, lineno);
+            break;
+        }
+        /* only what the signature covers counts */
+        const char *text = signed_text(v, a, sig->text);
+        if (!text || json_parse(a, text, strlen(text), 8, &content, &err) != 0) {
+            fault(v, "checkpoint %s in %s: its signature does not verify with the trust anchors",
+                  id->text, path);
+            break;
+        }
+        add_marks(v, atoll(id->text), json_get(content, "heads"));
+        v->file_checkpoints++;
+    }
+    free(line);
+    fclose(f);
+    arena_free(a);
+    qsort(v->file_marks, v->file_count, sizeof(*v->file_marks), by_position);
+    return 0;
+}
+
+/* ---- walking one chain ---- */
+
+/* The stored checkpoints' marks for one chain, fetched page by page. */
+struct marks_iter {
+    struct verify *v;
+    int chain;
+    struct arena *a;
+    PGresult *page;
+    int row;
+    long long after_id;
+    bool done;
+};
+
+static bool next_stored_mark(struct marks_iter *it, struct mark *m)
+{
+    while (!it->done && (!it->page || it->row >= PQntuples(it->page))) {
+        if (it->page && PQntuples(it->page) < 500) {
+            it->done = true;
+            break;
+        }
+        arena_reset(it->a);
+        char chain[16], after[32];
+        snprintf(chain, sizeof(chain), "%d", it->chain);
+        snprintf(after, sizeof(after), "%lld", it->after_id);
+        const char *params[] = {chain, after};
+        struct masad_error err;
+        it->row = 0;
+        if (store_exec(it->v->db, it->a, "audit_checkpoint_heads", 2, params, &it->page, &err) != 0) {
+            fault(it->v, "cannot read the checkpoints: %s", err.message);
+            it->done = true;
+        }
+    }
+    if (it->done)
+        return false;
+    m->id = it->after_id = atoll(PQgetvalue(it->page, it->row, 0));
+    m->chain = it->chain;
+    m->chain_seq = atoll(PQgetvalue(it->page, it->row, 1));
+    if (unhex(PQgetvalue(it->page, it->row, 2), m->hash, 32) != 0)
+        m->chain_seq = -1;
+    it->row++;
+    return true;
+}
+
+struct walk {
+    struct verify *v;
+    int chain;
+    long long chain_seq;         /* of the last event seen */
+    unsigned char hash[32];      /* its hash (zeros before the first) */
+    struct marks_iter stored;
+    struct mark pending;         /* the next stored mark to meet */
+    bool has_pending;
+    size_t file_next;            /* index into v->file_marks */
+};
+
+static void check_mark(struct walk *w, const struct mark *m, const char *source)
+{
+    if (m->chain_seq < 0)
+        fault(w->v, "checkpoint %lld%s: its head of chain %d is malformed", m->id, source, w->chain);
+    else if (memcmp(m->hash, w->hash, 32) != 0)
+        fault(w->v, "checkpoint %lld%s: chain %d at chain_seq %lld differs from what was signed "
+                    "(the chain was rewritten after the checkpoint)", m->id, source, w->chain,
+              m->chain_seq);
+}
+
+/* Checks the marks that record the position the walk has reached. */
+static void meet_marks(struct walk *w)
+{
+    while (!w->v->fault && w->has_pending && w->pending.chain_seq <= w->chain_seq) {
+        if (w->pending.chain_seq == w->chain_seq || w->pending.chain_seq < 0)
+            check_mark(w, &w->pending, "");
+        w->has_pending = next_stored_mark(&w->stored, &w->pending);
+    }
+    struct verify *v = w->v;
+    while (!v->fault && w->file_next < v->file_count &&
+           v->file_marks[w->file_next].chain == w->chain &&
+           v->file_marks[w->file_next].chain_seq <= w->chain_seq) {
+        if (v->file_marks[w->file_next].chain_seq == w->chain_seq)
+            check_mark(w, &v->file_marks[w->file_next], " (exported)");
+        w->file_next++;
+    }
+}
+
+static void check_event(struct walk *w, const PGresult *r, int row)
+{
+    const char *fields[10];
+    for (int i = 0; i < 10; i++)
+        fields[i] = PQgetisnull(r, row, i) ? NULL : PQgetvalue(r, row, i);
+    const char *seq = fields[0];
+    long long cs = atoll(fields[2]);
+    unsigned char prev[32], stored[32], computed[32];
+    if (cs != w->chain_seq + 1) {
+        fault(w->v, "chain %d: chain_seq %lld to %lld missing before seq %s (events were deleted)",
+              w->chain, w->chain_seq + 1, cs - 1, seq);
+        return;
+    }
+    if (unhex(PQgetvalue(r, row, 10), prev, 32) != 0 || memcmp(prev, w->hash, 32) != 0) {
+        fault(w->v, "chain %d: seq %s (chain_seq %lld) does not link to the event before it "
+                    "(an event was inserted, moved or reordered)", w->chain, seq, cs);
+        return;
+    }
+    audit_event_hash(fields, prev, computed);
+    if (unhex(PQgetvalue(r, row, 11), stored, 32) != 0 || memcmp(stored, computed, 32) != 0) {
+        fault(w->v, "chain %d: seq %s (chain_seq %lld): its hash does not match its fields "
+                    "(the event was edited)", w->chain, seq, cs);
+        return;
+    }
+    w->chain_seq = cs;
+    memcpy(w->hash, stored, 32);
+    w->v->events++;
+    meet_marks(w);
+}
+
+static void finish_chain(struct walk *w, const char *head_seq, const char *head_hash)
+{
+    unsigned char h[32];
+    if (atoll(head_seq) != w->chain_seq || unhex(head_hash, h, 32) != 0 ||
+        memcmp(h, w->hash, 32) != 0) {
+        fault(w->v, "chain %d: its head records chain_seq %s but the chain ends at chain_seq %lld "
+                    "with another hash (events were removed from its end, or it was rewritten)",
+              w->chain, head_seq, w->chain_seq);
+        return;
+    }
+    if (w->has_pending)
+        fault(w->v, "checkpoint %lld: chain %d reached chain_seq %lld, the log ends at %lld "
+                    "(events were removed)", w->pending.id, w->chain, w->pending.chain_seq,
+              w->chain_seq);
+    else if (w->file_next < w->v->file_count && w->v->file_marks[w->file_next].chain == w->chain)
+        fault(w->v, "checkpoint %lld (exported): chain %d reached chain_seq %lld, the log ends at "
+                    "%lld (events were removed)", w->v->file_marks[w->file_next].id, w->chain,
+              w->v->file_marks[w->file_next].chain_seq, w->chain_seq);
+}
+
+static void walk_chain(struct verify *v, int chain, const char *head_seq, const char *head_hash)
+{
+    struct walk w = {.v = v, .chain = chain, .stored = {.v = v, .chain = chain, .a = arena_new()}};
+    w.has_pending = next_stored_mark(&w.stored, &w.pending);
+    while (w.file_next < v->file_count && v->file_marks[w.file_next].chain < chain)
+        w.file_next++;
+    meet_marks(&w); /* marks at chain_seq 0: the empty chain */
+    struct arena *a = arena_new();
+    for (bool more = true; more && !v->fault; arena_reset(a)) {
+        char c[16], after[32];
+        snprintf(c, sizeof(c), "%d", chain);
+        snprintf(after, sizeof(after), "%lld", w.chain_seq);
+        const char *params[] = {c, after};
+        PGresult *r;
+        struct masad_error err;
+        if (store_exec(v->db, a, "audit_chain_page", 2, params, &r, &err) != 0) {
+            fault(v, "cannot read chain %d: %s", chain, err.message);
+            break;
+        }
+        for (int i = 0; i < PQntuples(r) && !v->fault; i++)
+            check_event(&w, r, i);
+        more = PQntuples(r) == 1000;
+    }
+    if (!v->fault)
+        finish_chain(&w, head_seq, head_hash);
+    arena_free(a);
+    arena_free(w.stored.a);
+}
+
+static void walk_all(struct verify *v)
+{
+    struct arena *a = arena_new();
+    struct masad_error err;
+    PGresult *heads, *loose;
+    if (store_exec(v->db, a, "audit_unchained", 0, NULL, &loose, &err) != 0 ||
+        store_exec(v->db, a, "audit_heads", 0, NULL, &heads, &err) != 0)
+        fault(v, "cannot read the audit log: %s", err.message);
+    else if (PQntuples(loose) > 0)
+        fault(v, "seq %s belongs to no chain (it was inserted)", PQgetvalue(loose, 0, 0));
+    for (int i = 0; !v->fault && i < PQntuples(heads); i++)
+        walk_chain(v, atoi(PQgetvalue(heads, i, 0)), PQgetvalue(heads, i, 1),
+                   PQgetvalue(heads, i, 2));
+    if (!v->fault)
+        fprintf(v->out, "audit log intact: %lld events in %d chains; %lld stored checkpoints "
+                        "verified, %lld exported\n",
+                v->events, PQntuples(heads), v->checkpoints, v->file_checkpoints);
+    arena_free(a);
+}
+
+int audit_verify(struct store_conn *db, const char *ca_file, const char *checkpoint_file,
+                 FILE *out)
+{
+    struct verify v = {.db = db, .out = out};
+    struct masad_error err;
+    if (!(v.anchors = load_anchors(ca_file, out)))
+        return 2;
+    int rc = 2;
+    /* one snapshot: events appended meanwhile are simply not seen */
+    if (store_begin_snapshot(db, &err) != 0)
+        fprintf(out, "masad: %s\n", err.message);
+    else if (check_stored_signatures(&v) == 0 &&
+             (!checkpoint_file || v.fault || load_file(&v, checkpoint_file) == 0)) {
+        if (!v.fault)
+            walk_all(&v);
+        rc = v.fault ? 1 : 0;
+    }
+    store_rollback(db);
+    X509_STORE_free(v.anchors);
+    free(v.file_marks);
+    return rc;
+}
