@@ -169,11 +169,30 @@ static int check_database(const struct config *cfg)
     return rc;
 }
 
+static int load_anchors(const struct config *cfg, struct crypto_anchors **out,
+                        struct masad_error *err)
+{
+    struct crypto_anchor_spec *specs = calloc(cfg->idevid_anchor_count + 1, sizeof(*specs));
+    for (size_t i = 0; i < cfg->idevid_anchor_count; i++)
+        specs[i] = (struct crypto_anchor_spec){cfg->idevid_anchors[i].name,
+                                               cfg->idevid_anchors[i].certificate,
+                                               cfg->idevid_anchors[i].serial_from_common_name
+                                                   ? SERIAL_FROM_COMMON_NAME
+                                                   : SERIAL_FROM_SERIAL_NUMBER};
+    int rc = crypto_anchors_new(specs, cfg->idevid_anchor_count, out, err);
+    free(specs);
+    if (rc == 0 && cfg->idevid_anchor_count == 0)
+        log_warn("no IDevID trust anchor is configured (idevid/trust-anchor): devices cannot "
+                 "be recognised");
+    return rc;
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     struct ly_ctx *yang = NULL;
     struct config *cfg = NULL;
     struct crypto_signer *signer = NULL;
+    struct crypto_anchors *idevid = NULL;
     struct masad_error err;
     int rc = 1;
     if (load(config_arg(argc, argv, false), &yang, &cfg) != 0)
@@ -195,12 +214,17 @@ static int cmd_serve(int argc, char **argv)
     }
     log_info("masad %s starting; signing key in %s", MASAD_VERSION,
              crypto_signer_is_hsm(signer) ? "a PKCS#11 token" : "a FILE (development only)");
-    rc = edge_serve(cfg, signer, yang, &err);
+    if (load_anchors(cfg, &idevid, &err) != 0) {
+        log_error("idevid: %s", err.message);
+        goto out;
+    }
+    rc = edge_serve(cfg, signer, idevid, yang, &err);
     if (rc < 0) {
         log_error("%s", err.message);
         rc = 1;
     }
 out:
+    crypto_anchors_free(idevid);
     crypto_signer_free(signer);
     config_free(cfg);
     ly_ctx_destroy(yang);

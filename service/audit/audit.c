@@ -70,9 +70,9 @@ static int take_place(struct store_conn *db, struct arena *a, size_t n, struct p
 
 /* Appends n events to one chain in the caller's transaction: the hashes are
  * computed here (docs/audit.md), the rows and the new head written at once. */
-static int append(struct store_conn *db, struct arena *a, const struct audit_event *e,
-                  const char *const *serials, const char *const *owners, size_t n,
-                  struct masad_error *err)
+static int append_chained(struct store_conn *db, struct arena *a, const struct audit_event *e,
+                          const char *const *serials, const char *const *owners, size_t n,
+                          struct masad_error *err)
 {
     struct place p;
     if (take_place(db, a, n, &p, err) != 0)
@@ -99,6 +99,24 @@ static int append(struct store_conn *db, struct arena *a, const struct audit_eve
                             cs[n - 1], hash[n - 1]};
     return store_exec(db, a, "audit_insert", 14, params, NULL, err);
 }
+
+#ifdef MASAD_BENCH_UNCHAINED_AUDIT
+/* Benchmark builds only (tests/bench/brski.sh): no chain, to measure its cost. */
+#define append append_unchained
+static int append_unchained(struct store_conn *db, struct arena *a, const struct audit_event *e,
+                            const char *const *serials, const char *const *owners, size_t n,
+                            struct masad_error *err)
+{
+    const char **none = arena_alloc(a, n * sizeof(char *));
+    const char *params[] = {e->actor, e->action, e->outcome, canonical(a, e->detail),
+                            store_text_array(a, serials, n),
+                            store_text_array(a, owners ? owners : none, n)};
+    (void)append_chained;
+    return store_exec(db, a, "audit_insert_unchained", 6, params, NULL, err);
+}
+#else
+#define append append_chained
+#endif
 
 int audit_append(struct store_conn *db, struct arena *a, const struct audit_event *e,
                  struct masad_error *err)

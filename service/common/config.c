@@ -118,6 +118,36 @@ static void fill(struct config *c, const struct lyd_node *t)
     c->signer_certificate = resolve_path(c->path, leaf(t, "/masad-config:signer/certificate"));
 }
 
+static void fill_anchors(struct config *c, const struct lyd_node *t)
+{
+    struct ly_set *set = NULL;
+    if (lyd_find_xpath(t, "/masad-config:idevid/trust-anchor", &set) != LY_SUCCESS || !set)
+        return;
+    c->idevid_anchors = calloc(set->count ? set->count : 1, sizeof(*c->idevid_anchors));
+    for (uint32_t i = 0; i < set->count; i++) {
+        const struct lyd_node *n = set->dnodes[i];
+        struct config_anchor *a = &c->idevid_anchors[c->idevid_anchor_count++];
+        a->name = dup_or_null(leaf(n, "name"));
+        a->certificate = resolve_path(c->path, leaf(n, "certificate"));
+        const char *from = leaf(n, "serial-number-from");
+        a->serial_from_common_name = from && !strcmp(from, "subject-common-name");
+    }
+    ly_set_free(set, NULL);
+}
+
+static void fill_brski(struct config *c, const struct lyd_node *t)
+{
+    const char *policy = leaf(t, "/masad-config:brski/unowned-devices");
+    c->brski_unowned = policy && !strcmp(policy, "logged-with-proximity")
+                           ? BRSKI_UNOWNED_LOGGED_WITH_PROXIMITY
+                           : BRSKI_UNOWNED_REFUSE;
+    c->brski_nonceless_lifetime = leaf_uint(t, "/masad-config:brski/nonceless-voucher-lifetime");
+    c->brski_log_max_events = leaf_uint(t, "/masad-config:brski/audit-log/max-events");
+    c->brski_log_nonced_per_domain = leaf_uint(t, "/masad-config:brski/audit-log/nonced-per-domain");
+    c->brski_log_nonceless_per_domain =
+        leaf_uint(t, "/masad-config:brski/audit-log/nonceless-per-domain");
+}
+
 static void apply_environment(struct config *c)
 {
     const char *url = getenv("MASAD_DATABASE_URL");
@@ -156,6 +186,8 @@ int config_load(const char *path, const struct ly_ctx *yang, struct config **out
     struct config *c = calloc(1, sizeof(*c));
     c->path = strdup(path);
     fill(c, tree);
+    fill_anchors(c, tree);
+    fill_brski(c, tree);
     lyd_free_all(tree);
     apply_environment(c);
     *out = c;
@@ -185,5 +217,10 @@ void config_free(struct config *cfg)
     free(cfg->signer_key);
     free(cfg->signer_pkcs11_module);
     free(cfg->signer_certificate);
+    for (size_t i = 0; i < cfg->idevid_anchor_count; i++) {
+        free(cfg->idevid_anchors[i].name);
+        free(cfg->idevid_anchors[i].certificate);
+    }
+    free(cfg->idevid_anchors);
     free(cfg);
 }

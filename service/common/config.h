@@ -7,6 +7,7 @@
  * may read it.
  */
 #include <libyang/libyang.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/error.h"
@@ -18,6 +19,14 @@
 struct config_listener {
     char *address;
     uint16_t port;
+};
+
+enum brski_unowned { BRSKI_UNOWNED_REFUSE, BRSKI_UNOWNED_LOGGED_WITH_PROXIMITY };
+
+struct config_anchor {
+    char *name;
+    char *certificate;          /* resolved path */
+    bool serial_from_common_name;
 };
 
 struct config {
@@ -35,6 +44,13 @@ struct config {
     char *database_url;         /* NULL when neither file nor environment has one */
     unsigned database_connect_timeout;   /* seconds */
     unsigned database_statement_timeout; /* milliseconds */
+    struct config_anchor *idevid_anchors;
+    size_t idevid_anchor_count;
+    enum brski_unowned brski_unowned;
+    unsigned brski_nonceless_lifetime;   /* seconds */
+    unsigned brski_log_max_events;
+    unsigned brski_log_nonced_per_domain;
+    unsigned brski_log_nonceless_per_domain;
     unsigned audit_checkpoint_events;
     unsigned audit_checkpoint_seconds;
     char *signer_key;           /* pkcs11: URI, or a PEM file path */

@@ -19,6 +19,7 @@ struct ly_ctx;
 struct config;
 struct store_conn;
 struct crypto_signer;
+struct crypto_anchors;
 
 enum listener_kind { LISTENER_DEVICE = 1, LISTENER_MANAGEMENT = 2 };
 
@@ -75,6 +76,7 @@ struct job_ctx {
     struct arena *arena;           /* reset after every request */
     struct store_conn *db;         /* this thread's own connection */
     struct crypto_signer *signer;
+    const struct crypto_anchors *idevid;  /* the manufacturer's IDevID CAs */
     const struct ly_ctx *yang;
     const struct config *config;
 };

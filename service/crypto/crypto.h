@@ -71,3 +71,58 @@ int crypto_chain_linked(STACK_OF(X509) *chain, char *why);
 int crypto_cms_verify_by_chain(const unsigned char *der, size_t len, STACK_OF(X509) *chain,
                                struct arena *a, char *oid, size_t oid_len,
                                unsigned char **content, size_t *content_len, char *why);
+
+/* ---- signed objects from untrusted input (crypto/verify.c) ---- */
+
+struct crypto_signed {
+    X509 *signer;                /* the signer's certificate, from the CMS */
+    STACK_OF(X509) *certs;       /* every certificate the CMS carries */
+    unsigned char *content;      /* the encapsulated content, NUL-terminated */
+    size_t content_len;
+    char econtent_type[64];      /* dotted OID */
+};
+
+/* Parses a DER CMS SignedData with one signer and checks that signer's
+ * signature with the certificate the CMS carries for it; no path to any
+ * trust anchor is checked (the caller does that). Objects are freed with
+ * the arena. -1 with a sentence in why (256 bytes) when it is not such a
+ * structure or the signature is wrong. */
+int crypto_cms_open(const unsigned char *der, size_t len, struct arena *a,
+                    struct crypto_signed *out, char *why);
+
+/* The certification path upward from leaf through the pool, each link's
+ * signature checked, leaf first; stops at a self-issued certificate or
+ * when no issuer is in the pool (at most 8 long). Freed with the arena. */
+STACK_OF(X509) *crypto_path_up(X509 *leaf, STACK_OF(X509) *pool, struct arena *a);
+
+/* Does x list the extended key usage nid (e.g. NID_cmcRA)? */
+bool crypto_has_eku(X509 *x, int nid);
+/* The keyIdentifier of x's Authority Key Identifier, or NULL. */
+const ASN1_OCTET_STRING *crypto_authority_key_id(X509 *x);
+/* DER of x, in `a`. */
+unsigned char *crypto_cert_der(X509 *x, struct arena *a, size_t *len);
+
+/* ---- IDevID trust anchors (crypto/anchors.c) ---- */
+
+enum crypto_serial_source { SERIAL_FROM_SERIAL_NUMBER, SERIAL_FROM_COMMON_NAME };
+
+struct crypto_anchor_spec {
+    const char *name;
+    const char *certificate;             /* PEM file: one or more CA certificates */
+    enum crypto_serial_source serial_from;
+};
+
+struct crypto_anchors;
+
+int crypto_anchors_new(const struct crypto_anchor_spec *specs, size_t count,
+                       struct crypto_anchors **out, struct masad_error *err);
+void crypto_anchors_free(struct crypto_anchors *a);
+size_t crypto_anchors_count(const struct crypto_anchors *a);
+
+/* Verifies leaf, with the untrusted intermediates, to a configured anchor
+ * (any configured certificate may be the anchor), and gives the device's
+ * serial number by that anchor's rule (RFC 8995 §2.3.1: by default the
+ * subject's serialNumber attribute). Thread-safe. */
+int crypto_idevid_identify(const struct crypto_anchors *anchors, X509 *leaf,
+                           STACK_OF(X509) *untrusted, struct arena *a, const char **serial,
+                           const char **anchor_name, char *why);

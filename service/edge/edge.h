@@ -12,12 +12,14 @@
 #include "common/error.h"
 
 struct crypto_signer;
+struct crypto_anchors;
 
 /* Serves both listeners until SIGTERM or SIGINT, then stops accepting, lets
  * accepted requests finish within the configured grace and returns 0 (1 when
  * the grace ran out with requests unanswered). Startup failures return -1
  * with err filled. Must be called from the main thread. */
-int edge_serve(const struct config *cfg, struct crypto_signer *signer, const struct ly_ctx *yang,
+int edge_serve(const struct config *cfg, struct crypto_signer *signer,
+               const struct crypto_anchors *idevid, const struct ly_ctx *yang,
                struct masad_error *err);
 
 #endif

@@ -75,8 +75,8 @@ struct readiness {
 
 struct job_pool;
 struct job_pool *jobs_start(const struct config *cfg, struct crypto_signer *signer,
-                            const struct ly_ctx *yang, struct readiness *ready,
-                            struct masad_error *err);
+                            const struct crypto_anchors *idevid, const struct ly_ctx *yang,
+                            struct readiness *ready, struct masad_error *err);
 /* 0 when queued; -1 when the queue is full. */
 int jobs_push(struct job_pool *p, struct job *j);
 long jobs_queue_depth(struct job_pool *p);

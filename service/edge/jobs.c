@@ -25,6 +25,7 @@ struct job_pool {
     atomic_uint running;
     const struct config *cfg;
     struct crypto_signer *signer;
+    const struct crypto_anchors *idevid;
     const struct ly_ctx *yang;
     struct readiness *ready;
     _Atomic long long checkpoint_checked_ms;
@@ -145,7 +146,7 @@ static void run_job(struct job_ctx *ctx, struct job *j)
 static void *job_thread(void *arg)
 {
     struct job_pool *p = arg;
-    struct job_ctx ctx = {arena_new(), NULL, p->signer, p->yang, p->cfg};
+    struct job_ctx ctx = {arena_new(), NULL, p->signer, p->idevid, p->yang, p->cfg};
     struct store_options so = {p->cfg->database_url, p->cfg->database_connect_timeout,
                                p->cfg->database_statement_timeout};
     struct masad_error err;
@@ -168,8 +169,8 @@ static void *job_thread(void *arg)
 }
 
 struct job_pool *jobs_start(const struct config *cfg, struct crypto_signer *signer,
-                            const struct ly_ctx *yang, struct readiness *ready,
-                            struct masad_error *err)
+                            const struct crypto_anchors *idevid, const struct ly_ctx *yang,
+                            struct readiness *ready, struct masad_error *err)
 {
     struct job_pool *p = calloc(1, sizeof(*p));
     pthread_mutex_init(&p->mu, NULL);
@@ -177,6 +178,7 @@ struct job_pool *jobs_start(const struct config *cfg, struct crypto_signer *sign
     p->capacity = cfg->queue_capacity;
     p->cfg = cfg;
     p->signer = signer;
+    p->idevid = idevid;
     p->yang = yang;
     p->ready = ready;
     p->threads = calloc(cfg->job_threads, sizeof(pthread_t));

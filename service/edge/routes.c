@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "admin/admin.h"
+#include "brski/brski.h"
 #include "edge/edge_internal.h"
 
 #define BOTH (LISTENER_DEVICE | LISTENER_MANAGEMENT)
@@ -11,6 +12,12 @@ const struct route edge_routes[] = {
     {"/healthz", BOTH, "GET", "/healthz", 0, ERRORS_PLAIN, NULL, edge_healthz},
     {"/readyz", BOTH, "GET", "/readyz", 0, ERRORS_PLAIN, NULL, edge_readyz},
     {"/metrics", BOTH, "GET", "/metrics", 0, ERRORS_PLAIN, NULL, edge_metrics},
+    /* RFC 8995 §5.5, §5.8 */
+    {"/.well-known/brski/requestvoucher", LISTENER_DEVICE, "POST",
+     "/.well-known/brski/requestvoucher", 2 * BRSKI_MAX_BODY, ERRORS_PLAIN, brski_request_voucher, NULL},
+    {"/.well-known/brski/requestauditlog", LISTENER_DEVICE, "POST",
+     "/.well-known/brski/requestauditlog", 2 * BRSKI_MAX_BODY, ERRORS_PLAIN, brski_request_audit_log,
+     NULL},
 #define MGMT(method, path, max_body, handler) \
     {path, LISTENER_MANAGEMENT, method, path, max_body, ERRORS_PROBLEM, handler, NULL}
     /* ../shared/API.md; docs/openapi.json lists the same set (tested) */

@@ -148,7 +148,8 @@ static const char **route_labels(void)
     return names;
 }
 
-static int start(struct edge *edge, struct crypto_signer *signer, const struct ly_ctx *yang,
+static int start(struct edge *edge, struct crypto_signer *signer,
+                 const struct crypto_anchors *idevid, const struct ly_ctx *yang,
                  struct masad_error *err)
 {
     RAND_bytes((unsigned char *)&edge->boot_id, sizeof(edge->boot_id));
@@ -159,7 +160,7 @@ static int start(struct edge *edge, struct crypto_signer *signer, const struct l
         (edge->listen_fd[1] = listen_on(&edge->cfg->management, err)) < 0)
         return -1;
     setup_hosts(edge);
-    edge->jobs = jobs_start(edge->cfg, signer, yang, &edge->ready, err);
+    edge->jobs = jobs_start(edge->cfg, signer, idevid, yang, &edge->ready, err);
     if (!edge->jobs)
         return -1;
     edge->loop_count = edge->cfg->event_loops;
@@ -210,7 +211,8 @@ static int drain_and_stop(struct edge *edge)
     return 0;
 }
 
-int edge_serve(const struct config *cfg, struct crypto_signer *signer, const struct ly_ctx *yang,
+int edge_serve(const struct config *cfg, struct crypto_signer *signer,
+               const struct crypto_anchors *idevid, const struct ly_ctx *yang,
                struct masad_error *err)
 {
     /* the loops and job threads inherit this mask: only sigwait() below sees
@@ -227,7 +229,7 @@ int edge_serve(const struct config *cfg, struct crypto_signer *signer, const str
     static struct edge edge;
     edge.cfg = cfg;
     edge.listen_fd[0] = edge.listen_fd[1] = -1;
-    if (start(&edge, signer, yang, err) != 0)
+    if (start(&edge, signer, idevid, yang, err) != 0)
         return -1;
     int sig = 0;
     sigwait(&stop_signals, &sig);

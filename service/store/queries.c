@@ -55,6 +55,13 @@ const struct store_statement store_statements[] = {
      " $11::text[], $12::text[]) AS t(s, cs, ser, own, p, h))"
      " UPDATE audit_heads SET chain_seq = $13, hash = decode($14, 'hex'),"
      " holder = pg_current_xact_id() WHERE chain = $2", 14},
+    /* benchmark builds only (meson -Dbench_unchained_audit=true): the same
+     * events without head lock or hashes, to measure the chain's cost */
+    {"audit_insert_unchained",
+     "INSERT INTO audit_events (chain, chain_seq, at, actor, action, serial_number, owner_id,"
+     " outcome, detail, prev_hash, hash) SELECT 1000000, nextval('audit_events_seq_seq'), now(),"
+     " $1, $2, s, o, $3, $4, decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex')"
+     " FROM unnest($5::text[], $6::text[]) AS t(s, o)", 6},
     {"audit_heads", "SELECT chain, chain_seq, encode(hash, 'hex') FROM audit_heads ORDER BY chain", 0},
     /* one page of a chain, in order (verification walks each chain by pages
      * inside one snapshot, in constant memory) */
@@ -159,6 +166,42 @@ const struct store_statement store_statements[] = {
     {"owner_devices_count",
      "SELECT count(*) FROM ownership WHERE owner_id = $1 AND valid_until IS NULL", 1},
     {"owner_delete", "UPDATE owners SET deleted_at = now() WHERE owner_id = $1", 1},
+
+    /* BRSKI (service/brski/): the device and its current owner, held against
+     * ownership changes until the decision commits */
+    {"brski_device",
+     "SELECT d.serial_number, o.owner_id FROM devices d LEFT JOIN ownership o"
+     " ON o.serial_number = d.serial_number AND o.valid_until IS NULL"
+     " WHERE d.serial_number = $1 FOR SHARE OF d", 1},
+    {"brski_domain_by_spki",
+     "SELECT c.owner_id, encode(c.spki_sha256, 'hex'), encode(c.cert_der, 'hex')"
+     " FROM owner_domain_certs c JOIN owners o USING (owner_id)"
+     " WHERE o.deleted_at IS NULL AND c.spki_sha256 = ANY(" HEX_ARRAY("$1") ")", 1},
+    {"brski_domain_by_subject",
+     "SELECT c.owner_id, encode(c.spki_sha256, 'hex'), encode(c.cert_der, 'hex')"
+     " FROM owner_domain_certs c JOIN owners o USING (owner_id)"
+     " WHERE o.deleted_at IS NULL AND c.subject = $1", 1},
+    /* RFC 8995 §5.5.1: a renewal needs the last voucher for the same domain
+     * and no ownership change since */
+    {"brski_last_voucher",
+     "SELECT created_on, owner_id, assertion FROM vouchers WHERE serial_number = $1"
+     " AND protocol = 'brski' AND domain_cert_sha256 = decode($2, 'hex')"
+     " ORDER BY id DESC LIMIT 1", 2},
+    {"brski_ownership_changed",
+     "SELECT 1 FROM ownership WHERE serial_number = $1"
+     " AND (valid_from > $2::timestamptz OR valid_until > $2::timestamptz) LIMIT 1", 2},
+    {"brski_owned_ever",
+     "SELECT 1 FROM ownership WHERE serial_number = $1 AND owner_id = $2 LIMIT 1", 2},
+    {"voucher_add",
+     "INSERT INTO vouchers (serial_number, owner_id, protocol, assertion, nonce, created_on,"
+     " expires_on, domain_cert_sha256, domain_id, registrar, voucher, request)"
+     " VALUES ($1, $2, $3, $4, decode($5, 'hex'), to_timestamp($6::bigint),"
+     " to_timestamp($7::bigint), decode($8, 'hex'), $9, $10, decode($11, 'hex'),"
+     " decode($12, 'hex')) RETURNING id", 12},
+    {"brski_voucher_log",
+     "SELECT to_char(created_on AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
+     " domain_id, translate(encode(nonce, 'base64'), E'\\n', ''), assertion FROM vouchers"
+     " WHERE serial_number = $1 AND protocol = 'brski' ORDER BY id DESC LIMIT 100000", 1},
 
     /* per-device listings, newest first */
     {"voucher_list",

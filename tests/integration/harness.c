@@ -191,6 +191,7 @@ static void write_config(struct masad_proc *p, const struct masad_opts *o)
     FILE *f = fopen(p->config_path, "w");
     cr_assert(f);
     char *tls_cert = pki_path("tls-chain.crt"), *tls_key = pki_path("tls.key");
+    char *idevid_ca = pki_path("idevid-ca.crt");
     char *signer_cert = o->signer_cert ? strdup(o->signer_cert) : pki_path("masa-chain.crt");
     fprintf(f,
             "{\"masad-config:service\": {\"event-loops\": 2, \"job-threads\": %u,"
@@ -198,17 +199,20 @@ static void write_config(struct masad_proc *p, const struct masad_opts *o)
             " \"masad-config:listeners\": {\"device\": {\"address\": \"127.0.0.1\", \"port\": %u},"
             " \"management\": {\"address\": \"127.0.0.1\", \"port\": %u}},\n"
             " \"masad-config:tls\": {\"certificate\": \"%s\", \"private-key\": \"%s\"},\n"
+            " \"masad-config:idevid\": {\"trust-anchor\": [{\"name\": \"test IDevID CA\","
+            " \"certificate\": \"%s\"}]},\n"
             " \"masad-config:database\": {\"connect-timeout\": 2},\n"
             " \"masad-config:signer\": {\"key\": \"%s\", \"pkcs11-module\": \"%s\","
             " \"certificate\": \"%s\"}%s%s}\n",
             o->job_threads ? o->job_threads : 2, o->queue_capacity ? o->queue_capacity : 64,
             o->shutdown_grace ? o->shutdown_grace : 10, p->device_port, p->management_port,
-            tls_cert, tls_key, o->signer_key ? o->signer_key : env_or_die("MASAD_PKCS11_URI"),
+            tls_cert, tls_key, idevid_ca, o->signer_key ? o->signer_key : env_or_die("MASAD_PKCS11_URI"),
             env_or_die("MASAD_PKCS11_MODULE"), signer_cert, o->extra_config ? ",\n " : "",
             o->extra_config ? o->extra_config : "");
     fclose(f);
     free(tls_cert);
     free(tls_key);
+    free(idevid_ca);
     free(signer_cert);
 }
 

@@ -1,0 +1,287 @@
+/* The checks of RFC 8995 §5.5 that need no database. */
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "audit/audit.h"
+#include "brski/brski_internal.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "crypto/crypto.h"
+#include "store/store.h"
+
+#define MEDIA_TYPE "application/voucher-cms+json" /* RFC 8995 §8.3 */
+
+bool brski_refuse(struct brski_call *c, int status, const char *fmt, ...)
+{
+    char reason[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    store_rollback(c->ctx->db);
+    if (status != 503) {
+        yajl_gen g = json_gen_new();
+        json_open(g);
+        json_kv_int(g, "status", status);
+        json_kv_str(g, "reason", reason);
+        json_kv_str(g, "peer", c->req->peer);
+        json_close(g);
+        struct audit_event e = {c->actor ? c->actor : "registrar:unidentified", c->action,
+                                c->serial, c->owner, "refused", json_finish(g, c->a, NULL)};
+        audit_refusal(c->ctx->db, c->a, &e);
+    }
+    response_text(c->res, c->a, status, reason);
+    return false;
+}
+
+/* "type/subtype" equal to want, parameters ignored */
+static bool media_type_is(const char *value, const char *want)
+{
+    size_t n = strcspn(value, ";");
+    while (n && value[n - 1] == ' ')
+        n--;
+    return n == strlen(want) && !strncasecmp(value, want, n);
+}
+
+/* RFC 8995 §5.6: 406 when the registrar accepts nothing masad can answer */
+static bool accepts(const char *accept, const char *type)
+{
+    if (!accept || !*accept)
+        return true;
+    for (const char *p = accept; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (media_type_is(p, type) || media_type_is(p, "*/*") || media_type_is(p, "application/*"))
+            return true;
+        p += strcspn(p, ",");
+    }
+    return false;
+}
+
+static const char *subject_actor(struct arena *a, X509 *x)
+{
+    return arena_printf(a, "registrar:%s", crypto_cert_subject(x, a));
+}
+
+/* A CMS-signed voucher-request (RVR or PVR): 400 when it is not one, 403
+ * when its signature is wrong (RFC 8995 §5.6). */
+static bool open_signed(struct brski_call *c, const unsigned char *der, size_t len,
+                        const char *what, struct crypto_signed *out)
+{
+    char why[256];
+    if (crypto_cms_open(der, len, c->a, out, why) != 0) {
+        bool signature = !strncmp(why, "signature", 9);
+        return brski_refuse(c, signature ? 403 : 400, "the %s %s", what, why);
+    }
+    /* RFC 8366 §8.3 id-ct-animaJSONVoucher; deployed clients also send id-data */
+    if (strcmp(out->econtent_type, VOUCHER_OID) && strcmp(out->econtent_type, ID_DATA_OID))
+        return brski_refuse(c, 400, "the %s has content type %s, not id-ct-animaJSONVoucher", what,
+                            out->econtent_type);
+    return true;
+}
+
+/* The registrar: its signature, its EKU, its chain (RFC 8995 §5.5.3, §5.5.4). */
+static bool check_registrar(struct brski_call *c, struct brski_claim *claim)
+{
+    struct crypto_signed rvr;
+    char why[256];
+    if (!open_signed(c, claim->rvr_der, claim->rvr_der_len, "registrar voucher-request", &rvr))
+        return false;
+    claim->registrar = rvr.signer;
+    claim->carried = rvr.certs;
+    claim->path = crypto_path_up(rvr.signer, rvr.certs, c->a);
+    c->actor = subject_actor(c->a, rvr.signer);
+    /* RFC 8995 §5.5.4: only a registrar (id-kp-cmcRA) may ask for vouchers */
+    if (!crypto_has_eku(rvr.signer, NID_cmcRA))
+        return brski_refuse(c, 403, "the registrar certificate lacks the id-kp-cmcRA extended key "
+                                    "usage (RFC 8995 §5.5.4)");
+    if (crypto_cert_current(rvr.signer, why) != 0)
+        return brski_refuse(c, 403, "the registrar certificate %s", why);
+    if (voucher_request_parse(c->ctx->yang, c->a, rvr.content, rvr.content_len, &claim->rvr, why,
+                              sizeof(why)) != 0)
+        return brski_refuse(c, 400, "malformed registrar voucher-request: %s", why);
+    c->serial = claim->rvr.serial;
+    return true;
+}
+
+static bool same_bytes(const unsigned char *a, size_t an, const unsigned char *b, size_t bn)
+{
+    return an == bn && (an == 0 || !memcmp(a, b, an));
+}
+
+/* RFC 8995 §5.5 (idevid-issuer) as rfc8366bis defines it: the IDevID's
+ * authority key identifier; RFC 8995's own reading, the issuer name, too. */
+static bool issuer_matches(struct brski_call *c, X509 *idevid, const struct voucher_request *rvr)
+{
+    const ASN1_OCTET_STRING *aki = crypto_authority_key_id(idevid);
+    if (aki && same_bytes(rvr->idevid_issuer, rvr->idevid_issuer_len, ASN1_STRING_get0_data(aki),
+                          (size_t)ASN1_STRING_length(aki)))
+        return true;
+    unsigned char *name = NULL;
+    int n = i2d_X509_NAME(X509_get_issuer_name(idevid), &name);
+    bool ok = n > 0 && same_bytes(rvr->idevid_issuer, rvr->idevid_issuer_len, name, (size_t)n);
+    OPENSSL_free(name);
+    (void)c;
+    return ok;
+}
+
+/* The pledge's voucher-request inside (RFC 8995 §5.5.5). */
+static bool check_pledge(struct brski_call *c, struct brski_claim *claim)
+{
+    struct crypto_signed pvr;
+    char why[256];
+    const char *anchor;
+    if (!claim->rvr.prior_signed)
+        return brski_refuse(c, 400, "the registrar voucher-request carries no "
+                                    "prior-signed-voucher-request");
+    if (!open_signed(c, claim->rvr.prior_signed, claim->rvr.prior_signed_len,
+                     "pledge voucher-request", &pvr))
+        return false;
+    claim->idevid = pvr.signer;
+    if (crypto_idevid_identify(c->ctx->idevid, pvr.signer, pvr.certs, c->a, &claim->serial,
+                               &anchor, why) != 0)
+        return brski_refuse(c, 403, "the pledge voucher-request is not signed by a known device: %s",
+                            why);
+    if (voucher_request_parse(c->ctx->yang, c->a, pvr.content, pvr.content_len, &claim->pvr, why,
+                              sizeof(why)) != 0)
+        return brski_refuse(c, 400, "malformed pledge voucher-request: %s", why);
+    return true;
+}
+
+/* RFC 8995 §5.5.5, §5.5.6: one device, one nonce, one serial throughout. */
+static bool check_consistency(struct brski_call *c, struct brski_claim *claim)
+{
+    const char *idevid = claim->serial, *pvr = claim->pvr.serial, *rvr = claim->rvr.serial;
+    if (strcmp(idevid, pvr))
+        return brski_refuse(c, 403, "serial-number mismatch: the pledge voucher-request names \"%s\", "
+                                    "its IDevID \"%s\"", pvr, idevid);
+    if (strcmp(idevid, rvr))
+        return brski_refuse(c, 403, "serial-number mismatch: the registrar voucher-request names "
+                                    "\"%s\", the pledge's IDevID \"%s\"", rvr, idevid);
+    c->serial = idevid;
+    if (claim->rvr.idevid_issuer && !issuer_matches(c, claim->idevid, &claim->rvr))
+        return brski_refuse(c, 403, "idevid-issuer does not match the issuer of the pledge's IDevID");
+    if (!same_bytes(claim->rvr.nonce, claim->rvr.nonce_len, claim->pvr.nonce, claim->pvr.nonce_len) ||
+        (!claim->rvr.nonce) != (!claim->pvr.nonce))
+        return brski_refuse(c, 403, "nonce mismatch: the registrar voucher-request's nonce differs "
+                                    "from the pledge's (RFC 8995 §5.5.6)");
+    return true;
+}
+
+/* RFC 8995 §5.5.5: proximity when the registrar the pledge saw signed the RVR's chain */
+static bool proximity_holds(struct brski_call *c, const struct brski_claim *claim)
+{
+    if (!claim->pvr.proximity_cert)
+        return false;
+    const unsigned char *p = claim->pvr.proximity_cert;
+    X509 *seen = d2i_X509(NULL, &p, (long)claim->pvr.proximity_cert_len);
+    if (!seen)
+        return false;
+    bool found = false;
+    STACK_OF(X509) *lists[] = {claim->path, claim->carried};
+    for (int l = 0; l < 2 && !found; l++)
+        for (int i = 0; i < sk_X509_num(lists[l]) && !found; i++)
+            found = EVP_PKEY_eq(X509_get0_pubkey(seen), X509_get0_pubkey(sk_X509_value(lists[l], i))) == 1;
+    X509_free(seen);
+    (void)c;
+    return found;
+}
+
+bool brski_check_request(struct brski_call *c, struct brski_claim *claim, const char *answer_type)
+{
+    const struct masad_request *req = c->req;
+    memset(claim, 0, sizeof(*claim));
+    if (!req->content_type || !media_type_is(req->content_type, MEDIA_TYPE))
+        return brski_refuse(c, 415, "the voucher-request must be sent as %s (RFC 8995 §5.5)",
+                            MEDIA_TYPE);
+    if (!accepts(req->accept, answer_type))
+        return brski_refuse(c, 406, "the answer is only available as %s (RFC 8995 §5.6)", answer_type);
+    if (req->body_len > BRSKI_MAX_BODY)
+        return brski_refuse(c, 413, "the voucher-request is larger than %d bytes", BRSKI_MAX_BODY);
+    if (!req->body_len)
+        return brski_refuse(c, 400, "the request has no body");
+    claim->rvr_der = req->body;
+    claim->rvr_der_len = req->body_len;
+    if (!check_registrar(c, claim) || !check_pledge(c, claim) || !check_consistency(c, claim))
+        return false;
+    claim->proximity = proximity_holds(c, claim);
+    return true;
+}
+
+static const char *hex(struct arena *a, const unsigned char *p, size_t n)
+{
+    char *out = arena_alloc(a, 2 * n + 1);
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", p[i]);
+    return out;
+}
+
+static X509 *cert_from_hex(struct arena *a, const char *hexder)
+{
+    size_t n = strlen(hexder) / 2;
+    unsigned char *der = arena_alloc(a, n + 1);
+    for (size_t i = 0; i < n; i++)
+        sscanf(hexder + 2 * i, "%2hhx", &der[i]);
+    const unsigned char *p = der;
+    return d2i_X509(NULL, &p, (long)n);
+}
+
+static void free_x509(void *x) { X509_free(x); }
+
+static bool adopt(struct brski_call *c, struct brski_domain *domain, PGresult *r, int row)
+{
+    domain->owner = PQgetvalue(r, row, 0);
+    domain->cert = cert_from_hex(c->a, PQgetvalue(r, row, 2));
+    if (domain->cert)
+        arena_defer(c->a, free_x509, domain->cert);
+    return domain->cert != NULL;
+}
+
+/* API.md, Owners: the owner whose domain certificate the registrar's
+ * signing certificate chains to (by public key), the nearest one first. */
+bool brski_find_domain(struct brski_call *c, const struct brski_claim *claim,
+                       struct brski_domain *domain)
+{
+    int n = sk_X509_num(claim->path);
+    const char **spki = arena_alloc(c->a, (size_t)n * sizeof(char *));
+    for (int i = 0; i < n; i++) {
+        unsigned char cert_md[32], spki_md[32];
+        crypto_cert_digests(sk_X509_value(claim->path, i), cert_md, spki_md);
+        spki[i] = hex(c->a, spki_md, 32);
+    }
+    struct masad_error err;
+    PGresult *r;
+    const char *params[] = {store_text_array(c->a, spki, (size_t)n)};
+    memset(domain, 0, sizeof(*domain));
+    if (store_exec(c->ctx->db, c->a, "brski_domain_by_spki", 1, params, &r, &err) != 0)
+        return brski_refuse(c, err.status, "%s", err.message);
+    for (int i = 0; i < n && !domain->owner; i++)
+        for (int row = 0; row < PQntuples(r) && !domain->owner; row++)
+            if (!strcmp(PQgetvalue(r, row, 1), spki[i]))
+                adopt(c, domain, r, row);
+    if (domain->owner)
+        return true;
+    /* the domain CA need not travel in the request: the top of the path may
+     * be issued by a registered certificate */
+    X509 *top = sk_X509_value(claim->path, n - 1);
+    BIO *b = BIO_new(BIO_s_mem());
+    X509_NAME_print_ex(b, X509_get_issuer_name(top), 0, XN_FLAG_RFC2253);
+    char *data;
+    long len = BIO_get_mem_data(b, &data);
+    const char *issuer[] = {arena_strndup(c->a, data, (size_t)len)};
+    BIO_free(b);
+    if (store_exec(c->ctx->db, c->a, "brski_domain_by_subject", 1, issuer, &r, &err) != 0)
+        return brski_refuse(c, err.status, "%s", err.message);
+    for (int row = 0; row < PQntuples(r) && !domain->owner; row++) {
+        struct brski_domain candidate = {0};
+        if (adopt(c, &candidate, r, row) && X509_verify(top, X509_get0_pubkey(candidate.cert)) == 1)
+            *domain = candidate;
+    }
+    ERR_clear_error();
+    return true;
+}

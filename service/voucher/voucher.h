@@ -1,0 +1,65 @@
+#ifndef MASAD_VOUCHER_H
+#define MASAD_VOUCHER_H
+/*
+ * voucher/: voucher artifacts (RFC 8366, RFC 8995 §3): reading voucher-
+ * requests and issuing vouchers, shared by BRSKI and SZTP. Every document
+ * is validated against the YANG modules; what masad signs is always
+ * strictly valid against ietf-voucher. Never touches the database.
+ */
+#include <stddef.h>
+#include <time.h>
+
+#include "common/arena.h"
+#include "common/error.h"
+
+struct ly_ctx;
+struct crypto_signer;
+
+#define VOUCHER_OID "1.2.840.113549.1.9.16.1.40" /* id-ct-animaJSONVoucher, RFC 8366 §8.3 */
+#define ID_DATA_OID "1.2.840.113549.1.7.1"
+
+/* A voucher-request (RFC 8995 §3.3), its binary leaves decoded. */
+struct voucher_request {
+    const char *serial;
+    const char *assertion;                    /* NULL when absent */
+    const unsigned char *nonce;               /* NULL: nonceless */
+    size_t nonce_len;
+    const unsigned char *prior_signed;        /* the PVR (DER CMS), or NULL */
+    size_t prior_signed_len;
+    const unsigned char *proximity_cert;      /* DER, or NULL */
+    size_t proximity_cert_len;
+    const unsigned char *idevid_issuer;       /* or NULL */
+    size_t idevid_issuer_len;
+};
+
+/* Reads a voucher-request. Tolerant of what deployed registrars and pledges
+ * send where no check depends on it: unpadded base64url binary leaves and a
+ * created-on without a time of day are normalised before the document is
+ * validated against ietf-voucher-request. -1 with a sentence in why. */
+int voucher_request_parse(const struct ly_ctx *yang, struct arena *a, const unsigned char *json,
+                          size_t len, struct voucher_request *out, char *why, size_t why_len);
+
+struct voucher_terms {
+    const char *serial;
+    const char *assertion;                    /* "verified", "logged", "proximity" */
+    const unsigned char *pinned_cert;         /* DER of the pinned-domain-cert */
+    size_t pinned_cert_len;
+    const unsigned char *nonce;               /* NULL: a nonceless voucher */
+    size_t nonce_len;
+    time_t created_on;
+    time_t expires_on;                        /* 0: none (only nonceless vouchers expire) */
+    const unsigned char *idevid_issuer;       /* NULL: leave out */
+    size_t idevid_issuer_len;
+};
+
+/* Builds the voucher, validates it against ietf-voucher and signs it with
+ * the signer as CMS (id-ct-animaJSONVoucher, the signer's chain included).
+ * The CMS DER and the signed JSON are in `a`. */
+int voucher_issue(const struct ly_ctx *yang, struct crypto_signer *signer, struct arena *a,
+                  const struct voucher_terms *t, unsigned char **cms, size_t *cms_len,
+                  const char **json, struct masad_error *err);
+
+/* RFC 3339 UTC ("2026-11-23T14:05:09Z") into out (at least 21 bytes). */
+void voucher_time(time_t t, char *out);
+
+#endif
