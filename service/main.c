@@ -4,6 +4,7 @@
  */
 #include <openssl/crypto.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -207,6 +208,13 @@ static int cmd_serve(int argc, char **argv)
     struct crypto_signer_options so = {cfg->signer_key, cfg->signer_pkcs11_module,
                                        cfg->signer_certificate, cfg->pkcs11_pin};
     int opened = crypto_signer_open(&so, &signer, &err);
+    /* an HSM that is briefly unavailable (503) gets a few more tries */
+    for (int i = 0; opened != 0 && err.status == 503 && i < 5; i++) {
+        log_warn("signer: %s (trying again)", err.message);
+        struct timespec pause = {0, 300 * 1000000L};
+        nanosleep(&pause, NULL);
+        opened = crypto_signer_open(&so, &signer, &err);
+    }
     config_forget_secrets(cfg);
     if (opened != 0) {
         log_error("signer: %s", err.message);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "admin/admin_internal.h"
+#include "crypto/crypto.h"
 
 #define MAX_BATCH 10000
 
@@ -61,52 +62,18 @@ static const char *hex(struct arena *a, const unsigned char *p, size_t n)
     return out;
 }
 
-static int unhex(const char *s, unsigned char *out, size_t cap)
-{
-    size_t n = strlen(s) / 2;
-    if (n > cap)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if (sscanf(s + 2 * i, "%2hhx", &out[i]) != 1)
-            return -1;
-    return (int)n;
-}
-
-/* API.md: a salted SHA-256 of the password, compared in constant time. */
-static void password_digest(const unsigned char *salt, size_t salt_len, const char *pw,
-                            unsigned char md[32])
-{
-    EVP_MD_CTX *m = EVP_MD_CTX_new();
-    unsigned int n;
-    EVP_DigestInit_ex(m, EVP_sha256(), NULL);
-    EVP_DigestUpdate(m, salt, salt_len);
-    EVP_DigestUpdate(m, pw, strlen(pw));
-    EVP_DigestFinal_ex(m, md, &n);
-    EVP_MD_CTX_free(m);
-}
-
-static bool password_matches(const char *salt_hex, const char *hash_hex, const char *pw)
-{
-    unsigned char salt[64], stored[32], md[32];
-    int sn = salt_hex ? unhex(salt_hex, salt, sizeof(salt)) : -1;
-    if (sn <= 0 || !hash_hex || unhex(hash_hex, stored, sizeof(stored)) != 32)
-        return false;
-    password_digest(salt, (size_t)sn, pw, md);
-    return CRYPTO_memcmp(md, stored, 32) == 0;
-}
-
 /* What to store for d, given the stored row (salt/hash may be NULL). */
 static void settle_password(struct call *c, struct device_input *d, const char *salt_hex,
                             const char *hash_hex)
 {
     if (d->password_change == PASSWORD_KEEP ||
-        (d->password_change == PASSWORD_SET && password_matches(salt_hex, hash_hex, d->password))) {
+        (d->password_change == PASSWORD_SET && crypto_password_matches(salt_hex, hash_hex, d->password))) {
         d->salt_hex = salt_hex;
         d->hash_hex = hash_hex;
     } else if (d->password_change == PASSWORD_SET) {
         unsigned char salt[16], md[32];
         RAND_bytes(salt, sizeof(salt));
-        password_digest(salt, sizeof(salt), d->password, md);
+        crypto_password_digest(salt, sizeof(salt), d->password, md);
         d->salt_hex = hex(c->a, salt, sizeof(salt));
         d->hash_hex = hex(c->a, md, sizeof(md));
     }

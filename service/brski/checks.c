@@ -182,11 +182,10 @@ static bool proximity_holds(struct brski_call *c, const struct brski_claim *clai
     X509 *seen = d2i_X509(NULL, &p, (long)claim->pvr.proximity_cert_len);
     if (!seen)
         return false;
+    /* the signing chain only: anyone can add certificates to a CMS */
     bool found = false;
-    STACK_OF(X509) *lists[] = {claim->path, claim->carried};
-    for (int l = 0; l < 2 && !found; l++)
-        for (int i = 0; i < sk_X509_num(lists[l]) && !found; i++)
-            found = EVP_PKEY_eq(X509_get0_pubkey(seen), X509_get0_pubkey(sk_X509_value(lists[l], i))) == 1;
+    for (int i = 0; i < sk_X509_num(claim->path) && !found; i++)
+        found = EVP_PKEY_eq(X509_get0_pubkey(seen), X509_get0_pubkey(sk_X509_value(claim->path, i))) == 1;
     X509_free(seen);
     (void)c;
     return found;

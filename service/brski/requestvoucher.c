@@ -53,9 +53,9 @@ static bool renewal(struct brski_call *c, X509 *pinned, struct decision *d)
 {
     PGresult *last, *changed;
     struct masad_error err;
-    const char *p1[] = {c->serial, cert_sha256(c->a, pinned)};
-    if (store_exec(c->ctx->db, c->a, "brski_last_voucher", 2, p1, &last, &err) != 0 ||
-        PQntuples(last) != 1)
+    const char *p1[] = {c->serial};
+    if (store_exec(c->ctx->db, c->a, "brski_last_voucher", 1, p1, &last, &err) != 0 ||
+        PQntuples(last) != 1 || strcmp(PQgetvalue(last, 0, 3), cert_sha256(c->a, pinned)) != 0)
         return false;
     const char *p2[] = {c->serial, PQgetvalue(last, 0, 0)};
     if (store_exec(c->ctx->db, c->a, "brski_ownership_changed", 2, p2, &changed, &err) != 0 ||
@@ -129,7 +129,9 @@ static const char *issue_detail(struct brski_call *c, const struct decision *d,
 /* The voucher, its record and its audit event commit together. */
 static bool issue(struct brski_call *c, const struct brski_claim *claim, const struct decision *d)
 {
-    time_t now = time(NULL);
+    struct timespec clock;
+    clock_gettime(CLOCK_REALTIME, &clock);
+    time_t now = clock.tv_sec;
     size_t pinned_len;
     unsigned char *pinned = crypto_cert_der(d->pinned, c->a, &pinned_len);
     struct voucher_terms t = {c->serial, d->assertion, pinned, pinned_len, claim->rvr.nonce,
@@ -144,9 +146,11 @@ static bool issue(struct brski_call *c, const struct brski_claim *claim, const s
         return brski_refuse(c, err.status, "%s", err.message);
     const char *params[] = {c->serial, d->owner, "brski", d->assertion,
                             claim->rvr.nonce ? hex(c->a, claim->rvr.nonce, claim->rvr.nonce_len) : NULL,
-                            arena_printf(c->a, "%lld", (long long)now),
+                            /* to the microsecond: renewals compare it with ownership changes */
+                            arena_printf(c->a, "%lld.%06ld", (long long)now, clock.tv_nsec / 1000),
                             t.expires_on ? arena_printf(c->a, "%lld", (long long)t.expires_on) : NULL,
-                            cert_sha256(c->a, d->pinned), id, c->actor, hex(c->a, cms, cms_len),
+                            cert_sha256(c->a, d->pinned), id, c->actor + strlen("registrar:"),
+                            hex(c->a, cms, cms_len),
                             hex(c->a, claim->rvr_der, claim->rvr_der_len)};
     struct audit_event e = {c->actor, "voucher.issue", c->serial, d->owner, "ok",
                             issue_detail(c, d, claim, id)};

@@ -142,6 +142,7 @@ static void fill_brski(struct config *c, const struct lyd_node *t)
                            ? BRSKI_UNOWNED_LOGGED_WITH_PROXIMITY
                            : BRSKI_UNOWNED_REFUSE;
     c->brski_nonceless_lifetime = leaf_uint(t, "/masad-config:brski/nonceless-voucher-lifetime");
+    c->sztp_voucher_lifetime = leaf_uint(t, "/masad-config:sztp/ownership-voucher-lifetime");
     c->brski_log_max_events = leaf_uint(t, "/masad-config:brski/audit-log/max-events");
     c->brski_log_nonced_per_domain = leaf_uint(t, "/masad-config:brski/audit-log/nonced-per-domain");
     c->brski_log_nonceless_per_domain =

@@ -51,6 +51,7 @@ struct config {
     unsigned brski_log_max_events;
     unsigned brski_log_nonced_per_domain;
     unsigned brski_log_nonceless_per_domain;
+    unsigned sztp_voucher_lifetime;      /* seconds */
     unsigned audit_checkpoint_events;
     unsigned audit_checkpoint_seconds;
     char *signer_key;           /* pkcs11: URI, or a PEM file path */

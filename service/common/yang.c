@@ -1,6 +1,7 @@
 #include "common/yang.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/embedded.h"
@@ -147,4 +148,24 @@ int yang_check_data(const struct ly_ctx *ctx, const char *module, const char *na
     error_set(err, 422, "yang", "%s", e && e->msg ? e->msg : "invalid");
     ly_err_clean((struct ly_ctx *)ctx, NULL);
     return -1;
+}
+
+const char *yang_convert_data(const struct ly_ctx *ctx, const char *module, const char *name,
+                              LYD_FORMAT from, const char *text, LYD_FORMAT to, struct arena *a)
+{
+    const struct lysc_ext_instance *ext = yang_data_ext(ctx, module, name);
+    struct ly_in *in = NULL;
+    struct lyd_node *tree = NULL;
+    char *printed = NULL;
+    const char *out = NULL;
+    ly_in_new_memory(text, &in);
+    if (ext && lyd_parse_ext_data(ext, NULL, in, from, LYD_PARSE_STRICT, LYD_VALIDATE_PRESENT,
+                                  &tree) == LY_SUCCESS &&
+        lyd_print_mem(&printed, tree, to, LYD_PRINT_SHRINK | LYD_PRINT_WITHSIBLINGS) == LY_SUCCESS)
+        out = arena_strdup(a, printed);
+    free(printed);
+    lyd_free_all(tree);
+    ly_in_free(in, 0);
+    ly_err_clean((struct ly_ctx *)ctx, NULL);
+    return out;
 }

@@ -7,6 +7,7 @@
  */
 #include <libyang/libyang.h>
 
+#include "common/arena.h"
 #include "common/error.h"
 
 /* Builds the context with every module masad validates against. */
@@ -29,3 +30,8 @@ const struct lysc_ext_instance *yang_data_ext(const struct ly_ctx *ctx, const ch
  * where (if not NULL, at least 256 bytes) the data path of the fault, or "". */
 int yang_check_data(const struct ly_ctx *ctx, const char *module, const char *name,
                     LYD_FORMAT format, const char *text, char *where, struct masad_error *err);
+
+/* The yang-data instance text in another encoding (JSON ↔ XML), in `a`;
+ * NULL when it does not parse. */
+const char *yang_convert_data(const struct ly_ctx *ctx, const char *module, const char *name,
+                              LYD_FORMAT from, const char *text, LYD_FORMAT to, struct arena *a);

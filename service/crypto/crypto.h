@@ -126,3 +126,18 @@ size_t crypto_anchors_count(const struct crypto_anchors *a);
 int crypto_idevid_identify(const struct crypto_anchors *anchors, X509 *leaf,
                            STACK_OF(X509) *untrusted, struct arena *a, const char **serial,
                            const char **anchor_name, char *why);
+
+/* ---- SZTP artifacts and device passwords (crypto/artifacts.c) ---- */
+
+/* A CMS ContentInfo of the given content type whose content is data as an
+ * OCTET STRING (RFC 8572 §3.1: unsigned conveyed information). */
+int crypto_content_info(const char *oid, const void *data, size_t len, struct arena *a,
+                        unsigned char **der, size_t *der_len);
+/* A degenerate CMS SignedData holding certificates only (RFC 8572 §3.2). */
+int crypto_certs_only(STACK_OF(X509) *certs, struct arena *a, unsigned char **der, size_t *der_len);
+
+/* API.md: a device's SZTP password is kept as SHA-256(salt || password). */
+void crypto_password_digest(const unsigned char *salt, size_t salt_len, const char *password,
+                            unsigned char out[32]);
+/* Compares in constant time; salt and hash as hex (either may be NULL). */
+bool crypto_password_matches(const char *salt_hex, const char *hash_hex, const char *password);

@@ -136,6 +136,7 @@ void edge_on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messa
 void edge_healthz(struct edge_loop *loop, h2o_req_t *req, const struct edge_answer *a);
 void edge_readyz(struct edge_loop *loop, h2o_req_t *req, const struct edge_answer *a);
 void edge_metrics(struct edge_loop *loop, h2o_req_t *req, const struct edge_answer *a);
+void edge_host_meta(struct edge_loop *loop, h2o_req_t *req, const struct edge_answer *a);
 
 /* ---- test_routes.c (test builds only) ---- */
 #ifdef MASAD_TEST_ROUTES

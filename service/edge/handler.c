@@ -276,3 +276,13 @@ void edge_metrics(struct edge_loop *loop, h2o_req_t *req, const struct edge_answ
     answer_inline(req, a, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
     arena_free(ar);
 }
+
+/* RFC 8040 §3.1: where the RESTCONF root is (RFC 6415 host-meta) */
+void edge_host_meta(struct edge_loop *loop, h2o_req_t *req, const struct edge_answer *a)
+{
+    static const char xrd[] = "<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n"
+                              "  <Link rel='restconf' href='/restconf'/>\n"
+                              "</XRD>\n";
+    (void)loop;
+    answer_inline(req, a, 200, "application/xrd+xml", xrd, sizeof(xrd) - 1);
+}

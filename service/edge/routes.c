@@ -3,6 +3,7 @@
 
 #include "admin/admin.h"
 #include "brski/brski.h"
+#include "sztp/sztp.h"
 #include "edge/edge_internal.h"
 
 #define BOTH (LISTENER_DEVICE | LISTENER_MANAGEMENT)
@@ -18,6 +19,15 @@ const struct route edge_routes[] = {
     {"/.well-known/brski/requestauditlog", LISTENER_DEVICE, "POST",
      "/.well-known/brski/requestauditlog", 2 * BRSKI_MAX_BODY, ERRORS_PLAIN, brski_request_audit_log,
      NULL},
+    /* RFC 8572 §7 as RESTCONF RPCs (RFC 8040 §3.6); RFC 8040 §3.1 discovery */
+    {"/restconf/operations/ietf-sztp-bootstrap-server:get-bootstrapping-data", LISTENER_DEVICE,
+     "POST", "/restconf/operations/ietf-sztp-bootstrap-server:get-bootstrapping-data",
+     2 * SZTP_MAX_BODY, ERRORS_PLAIN, sztp_get_bootstrapping_data, NULL},
+    {"/restconf/operations/ietf-sztp-bootstrap-server:report-progress", LISTENER_DEVICE, "POST",
+     "/restconf/operations/ietf-sztp-bootstrap-server:report-progress", 2 * SZTP_MAX_BODY,
+     ERRORS_PLAIN, sztp_report_progress, NULL},
+    {"/.well-known/host-meta", LISTENER_DEVICE, "GET", "/.well-known/host-meta", 0, ERRORS_PLAIN,
+     NULL, edge_host_meta},
 #define MGMT(method, path, max_body, handler) \
     {path, LISTENER_MANAGEMENT, method, path, max_body, ERRORS_PROBLEM, handler, NULL}
     /* ../shared/API.md; docs/openapi.json lists the same set (tested) */

@@ -184,9 +184,8 @@ const struct store_statement store_statements[] = {
     /* RFC 8995 §5.5.1: a renewal needs the last voucher for the same domain
      * and no ownership change since */
     {"brski_last_voucher",
-     "SELECT created_on, owner_id, assertion FROM vouchers WHERE serial_number = $1"
-     " AND protocol = 'brski' AND domain_cert_sha256 = decode($2, 'hex')"
-     " ORDER BY id DESC LIMIT 1", 2},
+     "SELECT created_on, owner_id, assertion, encode(domain_cert_sha256, 'hex') FROM vouchers"
+     " WHERE serial_number = $1 AND protocol = 'brski' ORDER BY id DESC LIMIT 1", 1},
     {"brski_ownership_changed",
      "SELECT 1 FROM ownership WHERE serial_number = $1"
      " AND (valid_from > $2::timestamptz OR valid_until > $2::timestamptz) LIMIT 1", 2},
@@ -195,13 +194,36 @@ const struct store_statement store_statements[] = {
     {"voucher_add",
      "INSERT INTO vouchers (serial_number, owner_id, protocol, assertion, nonce, created_on,"
      " expires_on, domain_cert_sha256, domain_id, registrar, voucher, request)"
-     " VALUES ($1, $2, $3, $4, decode($5, 'hex'), to_timestamp($6::bigint),"
+     " VALUES ($1, $2, $3, $4, decode($5, 'hex'), to_timestamp($6::double precision),"
      " to_timestamp($7::bigint), decode($8, 'hex'), $9, $10, decode($11, 'hex'),"
      " decode($12, 'hex')) RETURNING id", 12},
     {"brski_voucher_log",
      "SELECT to_char(created_on AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
      " domain_id, translate(encode(nonce, 'base64'), E'\\n', ''), assertion FROM vouchers"
      " WHERE serial_number = $1 AND protocol = 'brski' ORDER BY id DESC LIMIT 100000", 1},
+
+    /* SZTP (service/sztp/) */
+    {"sztp_password",
+     "SELECT encode(sztp_password_salt, 'hex'), encode(sztp_password_hash, 'hex') FROM devices"
+     " WHERE serial_number = $1", 1},
+    {"sztp_owner",
+     "SELECT o.owner_id, w.sztp_conveyed_information::text,"
+     " encode(w.sztp_signed_conveyed_info, 'hex'),"
+     " array_to_string(ARRAY(SELECT encode(c, 'hex') FROM unnest(w.sztp_owner_certificate)"
+     "   WITH ORDINALITY AS t(c, n) ORDER BY n), ',')"
+     " FROM devices d LEFT JOIN ownership o ON o.serial_number = d.serial_number"
+     " AND o.valid_until IS NULL LEFT JOIN owners w ON w.owner_id = o.owner_id"
+     " AND w.deleted_at IS NULL WHERE d.serial_number = $1 FOR SHARE OF d", 1},
+    /* RFC 8572 §3.3: a nonceless ownership voucher is reused until it nears
+     * its end */
+    {"sztp_reusable_voucher",
+     "SELECT id, encode(voucher, 'hex') FROM vouchers WHERE serial_number = $1"
+     " AND protocol = 'sztp' AND nonce IS NULL AND domain_cert_sha256 = decode($2, 'hex')"
+     " AND expires_on > now() + make_interval(secs => $3::bigint)"
+     " ORDER BY id DESC LIMIT 1", 3},
+    {"sztp_progress_add",
+     "INSERT INTO sztp_progress (serial_number, progress_type, message, ssh_host_keys,"
+     " trust_anchor_certs) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)", 5},
 
     /* per-device listings, newest first */
     {"voucher_list",

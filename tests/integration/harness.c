@@ -367,6 +367,10 @@ struct http_result http(const struct masad_proc *p, const char *path, const stru
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->bearer);
         hdrs = curl_slist_append(hdrs, auth);
     }
+    if (o->basic_auth) {
+        curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(c, CURLOPT_USERPWD, o->basic_auth);
+    }
     if (!o->expect_continue)
         hdrs = curl_slist_append(hdrs, "Expect:");
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);

@@ -76,6 +76,7 @@ struct http_opts {
     long tls_min;               /* CURL_SSLVERSION_* or 0 */
     bool expect_continue;       /* HTTP/1.1: wait for 100 Continue before the body */
     const char *bearer;         /* Authorization: Bearer <bearer> */
+    const char *basic_auth;     /* "user:password": HTTP Basic (CURLOPT_USERPWD) */
 };
 struct http_result {
     long status;                /* 0: no HTTP answer (see error) */
