@@ -118,6 +118,39 @@ static void fill(struct config *c, const struct lyd_node *t)
     c->signer_certificate = resolve_path(c->path, leaf(t, "/masad-config:signer/certificate"));
 }
 
+/* A presence container's prefix list, e.g. listeners/device/proxy-protocol. */
+static bool fill_prefixes(const struct lyd_node *t, const char *xpath, struct net_prefix **out,
+                          size_t *count)
+{
+    struct ly_set *set = NULL;
+    *out = NULL;
+    *count = 0;
+    struct lyd_node *container = NULL;
+    const char *list = strrchr(xpath, '|');
+    char path[256];
+    snprintf(path, sizeof(path), "%.*s", (int)(list - xpath), xpath);
+    if (lyd_find_path(t, path, 0, &container) != LY_SUCCESS || !container)
+        return false;
+    if (lyd_find_xpath(container, list + 1, &set) == LY_SUCCESS && set) {
+        *out = calloc(set->count ? set->count : 1, sizeof(**out));
+        for (uint32_t i = 0; i < set->count; i++)
+            if (net_prefix_parse(lyd_get_value(set->dnodes[i]), &(*out)[*count]) == 0)
+                (*count)++;
+        ly_set_free(set, NULL);
+    }
+    return true;
+}
+
+static void fill_listener(struct config_listener *l, const struct lyd_node *t, const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "/masad-config:listeners/%s/proxy-protocol|trusted-sources", name);
+    l->proxy_protocol = fill_prefixes(t, path, &l->proxy_sources, &l->proxy_source_count);
+    snprintf(path, sizeof(path), "/masad-config:listeners/%s/client-certificate-headers|trusted-proxies",
+             name);
+    l->client_cert_headers = fill_prefixes(t, path, &l->cert_proxies, &l->cert_proxy_count);
+}
+
 static void fill_anchors(struct config *c, const struct lyd_node *t)
 {
     struct ly_set *set = NULL;
@@ -187,6 +220,8 @@ int config_load(const char *path, const struct ly_ctx *yang, struct config **out
     struct config *c = calloc(1, sizeof(*c));
     c->path = strdup(path);
     fill(c, tree);
+    fill_listener(&c->device, tree, "device");
+    fill_listener(&c->management, tree, "management");
     fill_anchors(c, tree);
     fill_brski(c, tree);
     lyd_free_all(tree);
@@ -211,7 +246,11 @@ void config_free(struct config *cfg)
     config_forget_secrets(cfg);
     free(cfg->path);
     free(cfg->device.address);
+    free(cfg->device.proxy_sources);
+    free(cfg->device.cert_proxies);
     free(cfg->management.address);
+    free(cfg->management.proxy_sources);
+    free(cfg->management.cert_proxies);
     free(cfg->tls_certificate);
     free(cfg->tls_private_key);
     free(cfg->database_url);

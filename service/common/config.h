@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "common/net.h"
 #include "common/log.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/masad/masad.json"
@@ -19,6 +20,12 @@
 struct config_listener {
     char *address;
     uint16_t port;
+    bool proxy_protocol;                    /* expects a PROXY v1 line ... */
+    struct net_prefix *proxy_sources;       /* ... from these only */
+    size_t proxy_source_count;
+    bool client_cert_headers;               /* RFC 9440 headers ... */
+    struct net_prefix *cert_proxies;        /* ... honoured from these only */
+    size_t cert_proxy_count;
 };
 
 enum brski_unowned { BRSKI_UNOWNED_REFUSE, BRSKI_UNOWNED_LOGGED_WITH_PROXIMITY };

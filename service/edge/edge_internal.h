@@ -60,6 +60,7 @@ struct job {
     struct job **req_slot;      /* in req->pool; cleared when answered */
     unsigned route;
     long long started_us;
+    bool identity_from_headers; /* RFC 9440: the answer must not be cached */
     struct arena *arena;        /* request copies and the response */
     const char *client_subject;
     struct masad_request request;
@@ -86,6 +87,12 @@ void jobs_stop(struct job_pool *p, long timeout_ms);
 void edge_job_done(struct job *j);
 
 /* ---- server.c ---- */
+struct edge_listen {
+    struct edge_loop *loop;
+    h2o_accept_ctx_t *accept;
+    const struct config_listener *config;
+};
+
 struct edge_loop {
     struct edge *edge;
     unsigned index;
@@ -93,6 +100,7 @@ struct edge_loop {
     h2o_context_t ctx;
     h2o_accept_ctx_t accept[2];      /* [0] device, [1] management */
     h2o_socket_t *listeners[2];
+    struct edge_listen listen[2];
     h2o_multithread_receiver_t replies;
     h2o_multithread_receiver_t control;
     h2o_multithread_message_t stop_message;
@@ -127,6 +135,10 @@ SSL *edge_tls_session(h2o_req_t *req, SSL_CTX *expected);
 size_t edge_client_chain(SSL *ssl, struct arena *a, struct der_cert **out);
 /* The leaf's subject as an RFC 2253 string in `a`, or NULL. */
 const char *edge_client_subject(SSL *ssl, struct arena *a);
+
+/* ---- proxy.c ---- */
+bool edge_proxy_line_seen(h2o_req_t *req);
+int edge_client_cert_headers(h2o_req_t *req, struct arena *a, struct der_cert **out, size_t *count);
 
 /* ---- handler.c ---- */
 h2o_handler_t *edge_handler_register(h2o_pathconf_t *pathconf, enum listener_kind listener);

@@ -5,6 +5,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/net.h"
 #include "edge/edge_internal.h"
 
 struct edge_handler {
@@ -98,7 +99,42 @@ static const char *find_header(h2o_req_t *req, const h2o_token_t *token, struct 
     return arena_strndup(a, req->headers.entries[i].value.base, req->headers.entries[i].value.len);
 }
 
-static void copy_request(struct job *j, h2o_req_t *req, enum listener_kind listener, SSL *ssl)
+static const struct config_listener *listener_config(const struct edge *edge,
+                                                     enum listener_kind listener)
+{
+    return listener == LISTENER_DEVICE ? &edge->cfg->device : &edge->cfg->management;
+}
+
+/* RFC 9440: from a trusted proxy, the client certificate it forwarded
+ * replaces the connection's own; from anyone else it is ignored and logged.
+ * -1: a trusted proxy sent malformed headers. */
+static int client_identity(struct job *j, h2o_req_t *req, SSL *ssl)
+{
+    struct masad_request *r = &j->request;
+    struct der_cert *chain;
+    r->client_chain_len = edge_client_chain(ssl, j->arena, &chain);
+    r->client_chain = chain;
+    const struct config_listener *l = listener_config(j->loop->edge, r->listener);
+    if (!l->client_cert_headers)
+        return 0;
+    struct sockaddr_storage ss;
+    socklen_t n = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    bool trusted = n && net_prefix_match(l->cert_proxies, l->cert_proxy_count, (struct sockaddr *)&ss);
+    size_t count;
+    int rc = edge_client_cert_headers(req, j->arena, &chain, &count);
+    if (rc != 0 && !trusted) {
+        log_warn("client certificate headers from %s ignored: not a trusted proxy", r->peer);
+        return 0;
+    }
+    if (rc == 1) {
+        r->client_chain = chain;
+        r->client_chain_len = count;
+        j->identity_from_headers = true;
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+static void copy_request(struct job *j, h2o_req_t *req, enum listener_kind listener)
 {
     struct arena *a = j->arena;
     struct masad_request *r = &j->request;
@@ -119,9 +155,6 @@ static void copy_request(struct job *j, h2o_req_t *req, enum listener_kind liste
     char peer[INET6_ADDRSTRLEN];
     r->peer = arena_strdup(a, peer_address(req, peer, sizeof(peer)));
     r->http_version = req->version;
-    struct der_cert *chain;
-    r->client_chain_len = edge_client_chain(ssl, a, &chain);
-    r->client_chain = chain;
     route_params(&edge_routes[j->route], req->path.base, path_length(req), a, r);
 }
 
@@ -143,7 +176,13 @@ static void hand_off(struct edge_loop *loop, h2o_req_t *req, struct edge_answer 
     j->started_us = a->started_us;
     j->request.request_id = a->request_id;
     j->client_subject = a->client_subject;
-    copy_request(j, req, a->listener, ssl);
+    copy_request(j, req, a->listener);
+    if (client_identity(j, req, ssl) != 0) {
+        answer_error(req, a, style, 400, "malformed Client-Cert or Client-Cert-Chain header (RFC 9440)",
+                     NULL, NULL);
+        arena_free(ar);
+        return;
+    }
     j->req_slot = h2o_mem_alloc_shared(&req->pool, sizeof(*j->req_slot), on_req_disposed);
     *j->req_slot = j;
     atomic_fetch_add(&loop->edge->in_flight, 1);
@@ -183,6 +222,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     a.route = (unsigned)found;
     const struct route *route = &edge_routes[found];
+    if (listener_config(edge, h->listener)->proxy_protocol && !edge_proxy_line_seen(req)) {
+        /* h2o lets a connection without its PROXY line through: masad does not */
+        req->http1_is_persistent = 0;
+        answer_error(req, &a, route->errors, 400,
+                     "this listener takes connections through its load balancer only (PROXY "
+                     "protocol v1)", NULL, NULL);
+        arena_free(ar);
+        return 0;
+    }
     if (req->entity.len > route->max_body)
         answer_error(req, &a, route->errors, 413, "the request body is too large", NULL, NULL);
     else if (route->on_loop)
@@ -216,6 +264,8 @@ void edge_on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messa
         atomic_fetch_sub(&j->loop->edge->in_flight, 1);
         if (j->req) {
             *j->req_slot = NULL;
+            if (j->identity_from_headers) /* RFC 9440 §3: never serve it to another client */
+                response_add_header(&j->response, "cache-control", "no-store");
             struct edge_answer a = {j->route, j->started_us, j->request.request_id, j->client_subject,
                                j->request.listener};
             send_answer(j->req, &a, &j->response);

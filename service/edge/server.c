@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/net.h"
 #include "edge/edge_internal.h"
 
 #define LISTENER_INDEX(kind) ((kind) == LISTENER_DEVICE ? 0 : 1)
@@ -58,9 +59,23 @@ static int listen_on(const struct config_listener *l, struct masad_error *err)
     return fd;
 }
 
+/* Behind an L4 load balancer only its addresses may connect (they then
+ * speak the PROXY protocol, which h2o reads before TLS). */
+static bool source_allowed(const struct config_listener *l, h2o_socket_t *sock)
+{
+    if (!l->proxy_protocol)
+        return true;
+    /* the socket's own peer: h2o_socket_getpeername() would cache it, and a
+     * cached peer is how a PROXY line is recognised later (proxy.c) */
+    struct sockaddr_storage ss;
+    socklen_t n = sizeof(ss);
+    return getpeername(h2o_socket_get_fd(sock), (struct sockaddr *)&ss, &n) == 0 &&
+           net_prefix_match(l->proxy_sources, l->proxy_source_count, (struct sockaddr *)&ss);
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
-    h2o_accept_ctx_t *accept_ctx = listener->data;
+    struct edge_listen *listen = listener->data;
     if (err)
         return;
     /* a bounded burst, so that one busy listener cannot starve the loop */
@@ -68,7 +83,13 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (!sock)
             break;
-        h2o_accept(accept_ctx, sock);
+        if (!source_allowed(listen->config, sock)) {
+            log_warn("connection to the %s listener refused: not from a trusted load balancer",
+                     listen->config == &listen->loop->edge->cfg->device ? "device" : "management");
+            h2o_socket_close(sock);
+            continue;
+        }
+        h2o_accept(listen->accept, sock);
     }
 }
 
@@ -99,12 +120,15 @@ static void *loop_thread(void *arg)
     h2o_multithread_register_receiver(loop->ctx.queue, &loop->replies, edge_on_replies);
     h2o_multithread_register_receiver(loop->ctx.queue, &loop->control, on_control);
     for (int i = 0; i < 2; i++) {
+        const struct config_listener *l = i == 0 ? &edge->cfg->device : &edge->cfg->management;
         loop->accept[i].ctx = &loop->ctx;
         loop->accept[i].hosts = edge->hosts[i];
         loop->accept[i].ssl_ctx = edge->ssl_ctx;
+        loop->accept[i].expect_proxy_line = l->proxy_protocol;
+        loop->listen[i] = (struct edge_listen){loop, &loop->accept[i], l};
         int fd = dup(edge->listen_fd[i]);
         loop->listeners[i] = h2o_evloop_socket_create(loop->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-        loop->listeners[i]->data = &loop->accept[i];
+        loop->listeners[i]->data = &loop->listen[i];
         h2o_socket_read_start(loop->listeners[i], on_accept);
     }
     while (!atomic_load(&loop->exit))

@@ -196,7 +196,7 @@ static void write_config(struct masad_proc *p, const struct masad_opts *o)
     fprintf(f,
             "{\"masad-config:service\": {\"event-loops\": 2, \"job-threads\": %u,"
             " \"queue-capacity\": %u, \"shutdown-grace\": %u},\n"
-            " \"masad-config:listeners\": {\"device\": {\"address\": \"127.0.0.1\", \"port\": %u},"
+            " \"masad-config:listeners\": {\"device\": {\"address\": \"127.0.0.1\", \"port\": %u%s%s},"
             " \"management\": {\"address\": \"127.0.0.1\", \"port\": %u}},\n"
             " \"masad-config:tls\": {\"certificate\": \"%s\", \"private-key\": \"%s\"},\n"
             " \"masad-config:idevid\": {\"trust-anchor\": [{\"name\": \"test IDevID CA\","
@@ -205,7 +205,8 @@ static void write_config(struct masad_proc *p, const struct masad_opts *o)
             " \"masad-config:signer\": {\"key\": \"%s\", \"pkcs11-module\": \"%s\","
             " \"certificate\": \"%s\"}%s%s}\n",
             o->job_threads ? o->job_threads : 2, o->queue_capacity ? o->queue_capacity : 64,
-            o->shutdown_grace ? o->shutdown_grace : 10, p->device_port, p->management_port,
+            o->shutdown_grace ? o->shutdown_grace : 10, p->device_port,
+            o->device_extra ? ", " : "", o->device_extra ? o->device_extra : "", p->management_port,
             tls_cert, tls_key, idevid_ca, o->signer_key ? o->signer_key : env_or_die("MASAD_PKCS11_URI"),
             env_or_die("MASAD_PKCS11_MODULE"), signer_cert, o->extra_config ? ",\n " : "",
             o->extra_config ? o->extra_config : "");
@@ -260,10 +261,12 @@ bool masad_start(struct masad_proc *p, const struct masad_opts *o)
         execl(env_or_die("MASAD_TEST_BIN"), "masad", "serve", "-c", p->config_path, (char *)NULL);
         _exit(127);
     }
+    /* the management listener: the device one may sit behind a (configured) load balancer */
+    static const struct http_opts management = {.management = true};
     for (int i = 0; i < 300; i++) {
         if (exited(p))
             return false;
-        struct http_result r = http(p, "/healthz", NULL);
+        struct http_result r = http(p, "/healthz", &management);
         bool up = r.status == 200;
         http_result_free(&r);
         if (up)
@@ -362,6 +365,10 @@ struct http_result http(const struct masad_proc *p, const char *path, const stru
     char ct[256];
     snprintf(ct, sizeof(ct), "Content-Type: %s", o->content_type ? o->content_type : "application/octet-stream");
     hdrs = curl_slist_append(hdrs, ct);
+    if (o->extra_header)
+        hdrs = curl_slist_append(hdrs, o->extra_header);
+    if (o->extra_header2)
+        hdrs = curl_slist_append(hdrs, o->extra_header2);
     char auth[256];
     if (o->bearer) {
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->bearer);

@@ -45,6 +45,7 @@ struct masad_opts {
     bool no_migrate;            /* leave the database empty */
     const char *database_url;   /* NULL: a fresh database */
     const char *extra_config;   /* more top-level members: "\"masad-config:audit\": {...}" */
+    const char *device_extra;   /* more members of the device listener: "\"proxy-protocol\": {...}" */
 };
 
 struct masad_proc {
@@ -76,6 +77,8 @@ struct http_opts {
     long tls_min;               /* CURL_SSLVERSION_* or 0 */
     bool expect_continue;       /* HTTP/1.1: wait for 100 Continue before the body */
     const char *bearer;         /* Authorization: Bearer <bearer> */
+    const char *extra_header;   /* "Name: value" lines sent as they are */
+    const char *extra_header2;
     const char *basic_auth;     /* "user:password": HTTP Basic (CURLOPT_USERPWD) */
 };
 struct http_result {
