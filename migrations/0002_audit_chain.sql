@@ -11,8 +11,7 @@
 CREATE TABLE audit_heads (
     chain       integer PRIMARY KEY CHECK (chain >= 0),
     chain_seq   bigint NOT NULL DEFAULT 0,
-    hash        bytea NOT NULL DEFAULT decode(repeat('00', 32), 'hex'),
-    holder      xid8            -- the transaction that last appended here
+    hash        bytea NOT NULL DEFAULT decode(repeat('00', 32), 'hex')
 );
 INSERT INTO audit_heads (chain) SELECT generate_series(0, 63);
 
@@ -50,18 +49,16 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         || audit_field(detail) || prev_hash)
 $$;
 
--- The chain head this transaction appends to, locked until it ends.
--- The chain head this transaction appends to, locked until it ends.
-CREATE FUNCTION audit_take_head() RETURNS audit_heads
+-- The chain head this transaction appends to, locked until it ends: the
+-- one it holds already (held, known to the caller), else a free one.
+CREATE FUNCTION audit_take_head(held integer) RETURNS audit_heads
 LANGUAGE plpgsql AS $$
 DECLARE
     head audit_heads;
     start integer := floor(random() * 64)::integer;
 BEGIN
-    -- the head this transaction already holds, if it appended before
-    SELECT * INTO head FROM audit_heads WHERE holder = pg_current_xact_id()
-        LIMIT 1 FOR UPDATE SKIP LOCKED;
-    IF FOUND THEN
+    IF held IS NOT NULL THEN
+        SELECT * INTO head FROM audit_heads WHERE chain = held FOR UPDATE;
         RETURN head;
     END IF;
     -- a free head from a random place, wrapping round

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "admin/admin_internal.h"
+#include "common/base64.h"
 #include "common/log.h"
 
 void call_init(struct call *c, struct job_ctx *ctx, const struct masad_request *req,
@@ -122,17 +123,6 @@ bool call_fail(struct call *c, const struct masad_error *err)
 
 /* ---- authentication ---- */
 
-static const char *sha256_hex(struct arena *a, const char *s)
-{
-    unsigned char md[32];
-    unsigned int n;
-    EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL);
-    char *hex = arena_alloc(a, 65);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    return hex;
-}
-
 static bool has_scope(const char *scopes, const char *scope)
 {
     size_t n = strlen(scope);
@@ -157,7 +147,7 @@ bool call_authorize(struct call *c, const char *scope)
     const char *auth = c->req->authorization;
     if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 || !auth[7])
         return unauthorized(c, "a bearer token is required (Authorization: Bearer <token>)");
-    const char *params[] = {sha256_hex(c->a, auth + 7)};
+    const char *params[] = {hex_sha256(c->a, auth + 7, strlen(auth + 7))};
     PGresult *r;
     struct masad_error err;
     if (store_exec(c->ctx->db, c->a, "token_lookup", 1, params, &r, &err) != 0)

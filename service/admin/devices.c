@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "admin/admin_internal.h"
+#include "common/base64.h"
 #include "crypto/crypto.h"
 
 #define MAX_BATCH 10000
@@ -54,14 +55,6 @@ static void read_device(struct call *c, const struct json_value *obj, const char
     }
 }
 
-static const char *hex(struct arena *a, const unsigned char *p, size_t n)
-{
-    char *out = arena_alloc(a, 2 * n + 1);
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", p[i]);
-    return out;
-}
-
 /* What to store for d, given the stored row (salt/hash may be NULL). */
 static void settle_password(struct call *c, struct device_input *d, const char *salt_hex,
                             const char *hash_hex)
@@ -74,8 +67,8 @@ static void settle_password(struct call *c, struct device_input *d, const char *
         unsigned char salt[16], md[32];
         RAND_bytes(salt, sizeof(salt));
         crypto_password_digest(salt, sizeof(salt), d->password, md);
-        d->salt_hex = hex(c->a, salt, sizeof(salt));
-        d->hash_hex = hex(c->a, md, sizeof(md));
+        d->salt_hex = hex_encode(c->a, salt, sizeof(salt));
+        d->hash_hex = hex_encode(c->a, md, sizeof(md));
     }
 }
 

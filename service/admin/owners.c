@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "admin/admin_internal.h"
+#include "common/base64.h"
 #include "common/yang.h"
 #include "crypto/crypto.h"
 
@@ -26,19 +27,11 @@ struct owner_input {
     const char *signed_b64;                 /* normalised base64 of the CMS */
 };
 
-static const char *hex(struct arena *a, const unsigned char *p, size_t n)
-{
-    char *out = arena_alloc(a, 2 * n + 1);
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", p[i]);
-    return out;
-}
-
 static const char *der_hex(struct arena *a, X509 *x)
 {
     unsigned char *der = NULL;
     int n = i2d_X509(x, &der);
-    const char *h = hex(a, der, (size_t)n);
+    const char *h = hex_encode(a, der, (size_t)n);
     OPENSSL_free(der);
     return h;
 }
@@ -106,8 +99,8 @@ static void read_brski(struct call *c, const struct json_value *brski, struct ow
         crypto_time_rfc3339(X509_get0_notAfter(x), not_after);
         struct domain_cert *d = &in->certs[in->cert_count++];
         d->der_hex = der_hex(c->a, x);
-        d->cert_sha256_hex = hex(c->a, cert_md, 32);
-        d->spki_sha256_hex = hex(c->a, spki_md, 32);
+        d->cert_sha256_hex = hex_encode(c->a, cert_md, 32);
+        d->spki_sha256_hex = hex_encode(c->a, spki_md, 32);
         d->subject = crypto_cert_subject(x, c->a);
         d->not_after = arena_strdup(c->a, not_after);
         for (size_t j = 0; j + 1 < in->cert_count; j++)

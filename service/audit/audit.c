@@ -1,4 +1,5 @@
 #include "audit/audit.h"
+#include "common/base64.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,21 +23,6 @@ static const char *canonical(struct arena *a, const char *detail)
     return json_finish(g, a, NULL);
 }
 
-static void hex(const unsigned char *p, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", p[i]);
-}
-
-static int unhex32(const char *s, unsigned char out[32])
-{
-    if (strlen(s) != 64)
-        return -1;
-    for (int i = 0; i < 32; i++)
-        if (sscanf(s + 2 * i, "%2hhx", &out[i]) != 1)
-            return -1;
-    return 0;
-}
 
 /* The chain head, time and sequence numbers for n events. */
 struct place {
@@ -47,18 +33,34 @@ struct place {
     const char **seqs;
 };
 
+/* The chain this thread's current transaction holds, if it appended before:
+ * appending again goes straight to it (docs/audit.md, Chains). */
+static __thread struct {
+    const struct store_conn *db;
+    unsigned long transaction;
+    char chain[16];
+} held;
+
 static int take_place(struct store_conn *db, struct arena *a, size_t n, struct place *p,
                       struct masad_error *err)
 {
     PGresult *r;
-    const char *params[] = {arena_printf(a, "%zu", n)};
-    if (store_exec(db, a, "audit_take", 1, params, &r, err) != 0)
+    unsigned long tx = store_transaction(db);
+    bool holding = tx && held.db == db && held.transaction == tx;
+    const char *params[] = {arena_printf(a, "%zu", n), holding ? held.chain : NULL};
+    if (store_exec(db, a, "audit_take", 2, params, &r, err) != 0)
         return -1;
     p->chain = PQgetvalue(r, 0, 0);
     p->chain_seq = atoll(PQgetvalue(r, 0, 1));
+    held.db = db;
+    held.transaction = tx;
+    snprintf(held.chain, sizeof(held.chain), "%s", p->chain);
     p->at = PQgetvalue(r, 0, 3);
-    if (unhex32(PQgetvalue(r, 0, 2), p->hash) != 0)
+    size_t hash_len;
+    const unsigned char *hash = hex_decode(a, PQgetvalue(r, 0, 2), &hash_len);
+    if (!hash || hash_len != 32)
         return error_set(err, 500, "audit", "a chain head's hash is malformed");
+    memcpy(p->hash, hash, 32);
     /* "{17,18,19}" */
     p->seqs = arena_alloc(a, n * sizeof(char *));
     char *list = arena_strdup(a, PQgetvalue(r, 0, 4) + 1), *save = NULL;
@@ -84,12 +86,9 @@ static int append_chained(struct store_conn *db, struct arena *a, const struct a
         cs[i] = arena_printf(a, "%lld", p.chain_seq + 1 + (long long)i);
         const char *fields[10] = {p.seqs[i], p.chain, cs[i], p.at, e->actor, e->action,
                                   serials[i], owners ? owners[i] : NULL, e->outcome, detail};
-        char *ph = arena_alloc(a, 65), *hh = arena_alloc(a, 65);
-        hex(p.hash, 32, ph);
+        prev[i] = hex_encode(a, p.hash, 32);
         audit_event_hash(fields, p.hash, p.hash);
-        hex(p.hash, 32, hh);
-        prev[i] = ph;
-        hash[i] = hh;
+        hash[i] = hex_encode(a, p.hash, 32);
     }
     const char **none = arena_alloc(a, n * sizeof(char *));
     const char *params[] = {store_text_array(a, p.seqs, n), p.chain, store_text_array(a, cs, n),

@@ -4,19 +4,12 @@
 #include <string.h>
 
 #include "audit/audit.h"
+#include "common/base64.h"
 #include "common/json.h"
 #include "crypto/crypto.h"
 #include "store/store.h"
 
 #define OID_DATA "1.2.840.113549.1.7.1"
-
-static const char *hex(struct arena *a, const unsigned char *p, size_t n)
-{
-    char *out = arena_alloc(a, 2 * n + 1);
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", p[i]);
-    return out;
-}
 
 /* {"at":...,"heads":[{"chain":..,"chain_seq":..,"hash":".."}...]}: keys in
  * byte order, no whitespace — canonical, so the signed text is the value */
@@ -70,7 +63,7 @@ int audit_checkpoint_maybe(struct store_conn *db, struct crypto_signer *signer, 
     size_t der_len;
     if (crypto_cms_sign(signer, a, text, strlen(text), OID_DATA, &der, &der_len, err) != 0)
         goto fail;
-    const char *params[] = {at, text, hex(a, der, der_len)};
+    const char *params[] = {at, text, hex_encode(a, der, der_len)};
     if (store_exec(db, a, "audit_checkpoint_add", 3, params, NULL, err) != 0 ||
         store_commit(db, err) != 0)
         goto fail;

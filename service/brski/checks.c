@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "audit/audit.h"
+#include "common/base64.h"
 #include "brski/brski_internal.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -178,6 +179,13 @@ static bool proximity_holds(struct brski_call *c, const struct brski_claim *clai
 {
     if (!claim->pvr.proximity_cert)
         return false;
+    /* usually the very certificate that signed the RVR: compare the bytes
+     * before parsing anything */
+    size_t len;
+    const unsigned char *signer = crypto_cert_der(claim->registrar, c->a, &len);
+    if (signer && len == claim->pvr.proximity_cert_len &&
+        !memcmp(signer, claim->pvr.proximity_cert, len))
+        return true;
     const unsigned char *p = claim->pvr.proximity_cert;
     X509 *seen = d2i_X509(NULL, &p, (long)claim->pvr.proximity_cert_len);
     if (!seen)
@@ -212,22 +220,11 @@ bool brski_check_request(struct brski_call *c, struct brski_claim *claim, const 
     return true;
 }
 
-static const char *hex(struct arena *a, const unsigned char *p, size_t n)
-{
-    char *out = arena_alloc(a, 2 * n + 1);
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", p[i]);
-    return out;
-}
-
 static X509 *cert_from_hex(struct arena *a, const char *hexder)
 {
-    size_t n = strlen(hexder) / 2;
-    unsigned char *der = arena_alloc(a, n + 1);
-    for (size_t i = 0; i < n; i++)
-        sscanf(hexder + 2 * i, "%2hhx", &der[i]);
-    const unsigned char *p = der;
-    return d2i_X509(NULL, &p, (long)n);
+    size_t n;
+    const unsigned char *der = hex_decode(a, hexder, &n);
+    return der ? d2i_X509(NULL, &der, (long)n) : NULL;
 }
 
 static void free_x509(void *x) { X509_free(x); }
@@ -251,7 +248,7 @@ bool brski_find_domain(struct brski_call *c, const struct brski_claim *claim,
     for (int i = 0; i < n; i++) {
         unsigned char cert_md[32], spki_md[32];
         crypto_cert_digests(sk_X509_value(claim->path, i), cert_md, spki_md);
-        spki[i] = hex(c->a, spki_md, 32);
+        spki[i] = hex_encode(c->a, spki_md, 32);
     }
     struct masad_error err;
     PGresult *r;

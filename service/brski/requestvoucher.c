@@ -21,19 +21,11 @@ struct decision {
     const char *why;              /* for the audit event */
 };
 
-static const char *hex(struct arena *a, const unsigned char *p, size_t n)
-{
-    char *out = arena_alloc(a, 2 * n + 1);
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", p[i]);
-    return out;
-}
-
 static const char *cert_sha256(struct arena *a, X509 *x)
 {
     unsigned char md[32], spki[32];
     crypto_cert_digests(x, md, spki);
-    return hex(a, md, 32);
+    return hex_encode(a, md, 32);
 }
 
 /* RFC 8995 §5.8.2: the subject key identifier, else the SPKI fingerprint */
@@ -145,13 +137,13 @@ static bool issue(struct brski_call *c, const struct brski_claim *claim, const s
     if (voucher_issue(c->ctx->yang, c->ctx->signer, c->a, &t, &cms, &cms_len, &json, &err) != 0)
         return brski_refuse(c, err.status, "%s", err.message);
     const char *params[] = {c->serial, d->owner, "brski", d->assertion,
-                            claim->rvr.nonce ? hex(c->a, claim->rvr.nonce, claim->rvr.nonce_len) : NULL,
+                            claim->rvr.nonce ? hex_encode(c->a, claim->rvr.nonce, claim->rvr.nonce_len) : NULL,
                             /* to the microsecond: renewals compare it with ownership changes */
                             arena_printf(c->a, "%lld.%06ld", (long long)now, clock.tv_nsec / 1000),
                             t.expires_on ? arena_printf(c->a, "%lld", (long long)t.expires_on) : NULL,
                             cert_sha256(c->a, d->pinned), id, c->actor + strlen("registrar:"),
-                            hex(c->a, cms, cms_len),
-                            hex(c->a, claim->rvr_der, claim->rvr_der_len)};
+                            hex_encode(c->a, cms, cms_len),
+                            hex_encode(c->a, claim->rvr_der, claim->rvr_der_len)};
     struct audit_event e = {c->actor, "voucher.issue", c->serial, d->owner, "ok",
                             issue_detail(c, d, claim, id)};
     if (store_exec(c->ctx->db, c->a, "voucher_add", 12, params, NULL, &err) != 0 ||

@@ -43,3 +43,49 @@ char *base64_encode(struct arena *a, const unsigned char *data, size_t len)
     EVP_EncodeBlock((unsigned char *)out, data, (int)len);
     return out;
 }
+
+char *hex_encode(struct arena *a, const unsigned char *data, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *out = arena_alloc(a, 2 * n + 1);
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[data[i] >> 4];
+        out[2 * i + 1] = digits[data[i] & 15];
+    }
+    return out;
+}
+
+static int nibble(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+unsigned char *hex_decode(struct arena *a, const char *text, size_t *len)
+{
+    size_t n = strlen(text);
+    if (n % 2)
+        return NULL;
+    unsigned char *out = arena_alloc(a, n / 2 + 1);
+    for (size_t i = 0; i < n / 2; i++) {
+        int h = nibble(text[2 * i]), l = nibble(text[2 * i + 1]);
+        if (h < 0 || l < 0)
+            return NULL;
+        out[i] = (unsigned char)(h * 16 + l);
+    }
+    *len = n / 2;
+    return out;
+}
+
+char *hex_sha256(struct arena *a, const void *data, size_t len)
+{
+    unsigned char md[32];
+    unsigned int n;
+    EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
+    return hex_encode(a, md, 32);
+}

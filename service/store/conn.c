@@ -13,6 +13,7 @@ struct store_conn {
     unsigned statement_timeout_ms;
     bool ever_connected;
     bool in_transaction;
+    unsigned long transactions;
     struct timespec last_attempt;
 };
 
@@ -182,7 +183,13 @@ int store_begin(struct store_conn *c, struct masad_error *err)
             return -1;
     }
     c->in_transaction = true;
+    c->transactions++;
     return 0;
+}
+
+unsigned long store_transaction(const struct store_conn *c)
+{
+    return c->in_transaction ? c->transactions : 0;
 }
 
 int store_begin_snapshot(struct store_conn *c, struct masad_error *err)

@@ -46,15 +46,14 @@ const struct store_statement store_statements[] = {
     {"audit_take",
      "SELECT h.chain, h.chain_seq, encode(h.hash, 'hex'), audit_time(now()),"
      " ARRAY(SELECT nextval('audit_events_seq_seq') FROM generate_series(1, $1::integer))"
-     " FROM audit_take_head() h", 1},
+     " FROM audit_take_head($2::integer) h", 2},
     {"audit_insert",
      "WITH added AS (INSERT INTO audit_events (seq, chain, chain_seq, at, actor, action,"
      " serial_number, owner_id, outcome, detail, prev_hash, hash)"
      " SELECT s, $2, cs, $4::timestamptz, $5, $6, ser, own, $9, $10, decode(p, 'hex'),"
      " decode(h, 'hex') FROM unnest($1::bigint[], $3::bigint[], $7::text[], $8::text[],"
      " $11::text[], $12::text[]) AS t(s, cs, ser, own, p, h))"
-     " UPDATE audit_heads SET chain_seq = $13, hash = decode($14, 'hex'),"
-     " holder = pg_current_xact_id() WHERE chain = $2", 14},
+     " UPDATE audit_heads SET chain_seq = $13, hash = decode($14, 'hex') WHERE chain = $2", 14},
     /* benchmark builds only (meson -Dbench_unchained_audit=true): the same
      * events without head lock or hashes, to measure the chain's cost */
     {"audit_insert_unchained",

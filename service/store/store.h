@@ -42,6 +42,10 @@ int store_exec(struct store_conn *c, struct arena *a, const char *name, int npar
                const char *const *values, PGresult **res, struct masad_error *err);
 int store_begin(struct store_conn *c, struct masad_error *err);
 int store_commit(struct store_conn *c, struct masad_error *err);
+/* Numbers the transactions of a connection (begun with store_begin), so that
+ * a caller can tell whether it is still in the one it saw; 0 outside one. */
+unsigned long store_transaction(const struct store_conn *c);
+
 /* A read-only transaction that sees one snapshot throughout (REPEATABLE READ). */
 int store_begin_snapshot(struct store_conn *c, struct masad_error *err);
 void store_rollback(struct store_conn *c);

@@ -37,23 +37,6 @@ struct answer {
     bool voucher_reused;
 };
 
-static const char *hex(struct arena *a, const unsigned char *p, size_t n)
-{
-    char *out = arena_alloc(a, 2 * n + 1);
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", p[i]);
-    return out;
-}
-
-static unsigned char *unhex(struct arena *a, const char *s, size_t *len)
-{
-    *len = strlen(s) / 2;
-    unsigned char *out = arena_alloc(a, *len + 1);
-    for (size_t i = 0; i < *len; i++)
-        sscanf(s + 2 * i, "%2hhx", &out[i]);
-    return out;
-}
-
 static const char *text_of(const PGresult *r, int col)
 {
     return PQgetisnull(r, 0, col) ? NULL : PQgetvalue(r, 0, col);
@@ -68,7 +51,7 @@ static STACK_OF(X509) *owner_chain(struct sztp_call *c, const char *certs_hex)
     char *list = arena_strdup(c->a, certs_hex), *save = NULL;
     for (char *h = strtok_r(list, ",", &save); h; h = strtok_r(NULL, ",", &save)) {
         size_t n;
-        const unsigned char *der = unhex(c->a, h, &n);
+        const unsigned char *der = hex_decode(c->a, h, &n);
         X509 *x = d2i_X509(NULL, &der, (long)n);
         if (x)
             sk_X509_push(chain, x);
@@ -154,7 +137,7 @@ static const char *ownership_voucher(struct sztp_call *c, X509 *pinned, struct a
 {
     unsigned char md[32], spki[32];
     crypto_cert_digests(pinned, md, spki);
-    const char *pinned_sha = hex(c->a, md, 32);
+    const char *pinned_sha = hex_encode(c->a, md, 32);
     unsigned lifetime = c->ctx->config->sztp_voucher_lifetime;
     struct masad_error err;
     PGresult *r;
@@ -164,7 +147,7 @@ static const char *ownership_voucher(struct sztp_call *c, X509 *pinned, struct a
             return NULL;
         if (PQntuples(r) == 1) {
             size_t n;
-            unsigned char *der = unhex(c->a, PQgetvalue(r, 0, 1), &n);
+            unsigned char *der = hex_decode(c->a, PQgetvalue(r, 0, 1), &n);
             ans->voucher_id = atoll(PQgetvalue(r, 0, 0));
             ans->voucher_reused = true;
             return base64_encode(c->a, der, n);
@@ -182,14 +165,14 @@ static const char *ownership_voucher(struct sztp_call *c, X509 *pinned, struct a
         return NULL;
     const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(pinned);
     const char *params[] = {c->serial, c->owner, "sztp", "verified",
-                            ans->nonce ? hex(c->a, ans->nonce, ans->nonce_len) : NULL,
+                            ans->nonce ? hex_encode(c->a, ans->nonce, ans->nonce_len) : NULL,
                             arena_printf(c->a, "%lld", (long long)now),
                             ans->nonce ? NULL : arena_printf(c->a, "%lld", (long long)t.expires_on),
                             pinned_sha,
                             ski ? base64_encode(c->a, ASN1_STRING_get0_data(ski),
                                                 (size_t)ASN1_STRING_length(ski))
                                 : base64_encode(c->a, spki, 32),
-                            NULL, hex(c->a, cms, cms_len), NULL};
+                            NULL, hex_encode(c->a, cms, cms_len), NULL};
     if (store_exec(c->ctx->db, c->a, "voucher_add", 12, params, &r, &err) != 0)
         return NULL;
     ans->voucher_id = atoll(PQgetvalue(r, 0, 0));
@@ -201,7 +184,7 @@ static bool answer_signed(struct sztp_call *c, const struct settings *s, struct 
 {
     STACK_OF(X509) *chain = owner_chain(c, s->certs_hex);
     size_t n;
-    unsigned char *signed_der = unhex(c->a, s->signed_hex, &n), *certs;
+    unsigned char *signed_der = hex_decode(c->a, s->signed_hex, &n), *certs;
     size_t certs_len;
     struct crypto_signed content;
     char why[256];
