@@ -229,10 +229,17 @@ static X509 *cert_from_hex(struct arena *a, const char *hexder)
 
 static void free_x509(void *x) { X509_free(x); }
 
-static bool adopt(struct brski_call *c, struct brski_domain *domain, PGresult *r, int row)
+/* The registered domain certificate of a row; when the request carried the
+ * very same certificate (same SHA-256), that one, without parsing again. */
+static bool adopt(struct brski_call *c, struct brski_domain *domain, PGresult *r, int row,
+                  X509 *carried, const char *carried_sha256)
 {
     domain->owner = PQgetvalue(r, row, 0);
-    domain->cert = cert_from_hex(c->a, PQgetvalue(r, row, 2));
+    if (carried && !strcmp(carried_sha256, PQgetvalue(r, row, 3))) {
+        X509_up_ref(carried);
+        domain->cert = carried;
+    } else
+        domain->cert = cert_from_hex(c->a, PQgetvalue(r, row, 2));
     if (domain->cert)
         arena_defer(c->a, free_x509, domain->cert);
     return domain->cert != NULL;
@@ -245,10 +252,12 @@ bool brski_find_domain(struct brski_call *c, const struct brski_claim *claim,
 {
     int n = sk_X509_num(claim->path);
     const char **spki = arena_alloc(c->a, (size_t)n * sizeof(char *));
+    const char **cert = arena_alloc(c->a, (size_t)n * sizeof(char *));
     for (int i = 0; i < n; i++) {
         unsigned char cert_md[32], spki_md[32];
         crypto_cert_digests(sk_X509_value(claim->path, i), cert_md, spki_md);
         spki[i] = hex_encode(c->a, spki_md, 32);
+        cert[i] = hex_encode(c->a, cert_md, 32);
     }
     struct masad_error err;
     PGresult *r;
@@ -259,7 +268,7 @@ bool brski_find_domain(struct brski_call *c, const struct brski_claim *claim,
     for (int i = 0; i < n && !domain->owner; i++)
         for (int row = 0; row < PQntuples(r) && !domain->owner; row++)
             if (!strcmp(PQgetvalue(r, row, 1), spki[i]))
-                adopt(c, domain, r, row);
+                adopt(c, domain, r, row, sk_X509_value(claim->path, i), cert[i]);
     if (domain->owner)
         return true;
     /* the domain CA need not travel in the request: the top of the path may
@@ -275,7 +284,8 @@ bool brski_find_domain(struct brski_call *c, const struct brski_claim *claim,
         return brski_refuse(c, err.status, "%s", err.message);
     for (int row = 0; row < PQntuples(r) && !domain->owner; row++) {
         struct brski_domain candidate = {0};
-        if (adopt(c, &candidate, r, row) && X509_verify(top, X509_get0_pubkey(candidate.cert)) == 1)
+        if (adopt(c, &candidate, r, row, NULL, NULL) &&
+            X509_verify(top, X509_get0_pubkey(candidate.cert)) == 1)
             *domain = candidate;
     }
     ERR_clear_error();
