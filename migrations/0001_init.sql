@@ -41,6 +41,7 @@ CREATE TABLE owners (
     sztp_owner_certificate      bytea[],   -- DER, end-entity first
     sztp_conveyed_information   json,      -- RFC 7951 ietf-sztp-conveyed-info, as sent
     sztp_signed_conveyed_info   bytea,     -- owner-signed CMS as uploaded
+    sztp_signed_onboarding      boolean,   -- it holds onboarding (not redirect) information
     created_at                  timestamptz NOT NULL DEFAULT now(),
     updated_at                  timestamptz NOT NULL DEFAULT now(),
     -- a deleted owner keeps its row: ownership history refers to it

@@ -25,6 +25,7 @@ struct owner_input {
     size_t owner_cert_count;
     const char *conveyed_json;              /* validated RFC 7951 text */
     const char *signed_b64;                 /* normalised base64 of the CMS */
+    const char *signed_onboarding;          /* "true"/"false": what the signed data holds */
 };
 
 static const char *der_hex(struct arena *a, X509 *x)
@@ -193,6 +194,10 @@ static void read_signed(struct call *c, const struct json_value *v, STACK_OF(X50
         return;
     }
     check_conveyed(c, is_json ? LYD_JSON : LYD_XML, (const char *)content, where);
+    /* by its top-level node (validated just now): JSON member or XML element */
+    const char *onboarding = strstr((const char *)content, "onboarding-information");
+    const char *redirect = strstr((const char *)content, "redirect-information");
+    in->signed_onboarding = onboarding && (!redirect || onboarding < redirect) ? "true" : "false";
     char *b64 = arena_alloc(c->a, 4 * ((len + 2) / 3) + 1);
     EVP_EncodeBlock((unsigned char *)b64, der, (int)len);
     in->signed_b64 = b64;
@@ -304,7 +309,7 @@ static bool store_owner(struct call *c, const char *owner, const struct owner_in
         return false;
     const char *params[] = {owner, in->display_name, brski_text(c, in),
                             store_text_array(c->a, in->owner_cert_hex, in->owner_cert_count),
-                            in->conveyed_json, in->signed_b64};
+                            in->conveyed_json, in->signed_b64, in->signed_onboarding};
     yajl_gen g = json_gen_new();
     json_open(g);
     json_kv_int(g, "domain_certs", (long long)in->cert_count);
@@ -316,7 +321,7 @@ static bool store_owner(struct call *c, const char *owner, const struct owner_in
     json_close(g);
     struct audit_event e = {c->actor, *created ? "owner.create" : "owner.update", NULL, owner,
                             "ok", json_finish(g, c->a, NULL)};
-    if (store_exec(c->ctx->db, c->a, "owner_upsert", 6, params, NULL, &err) != 0 ||
+    if (store_exec(c->ctx->db, c->a, "owner_upsert", 7, params, NULL, &err) != 0 ||
         store_exec(c->ctx->db, c->a, "owner_certs_clear", 1, id, NULL, &err) != 0 ||
         add_domain_certs(c, owner, in, &err) != 0 || audit_append(c->ctx->db, c->a, &e, &err) != 0 ||
         store_commit(c->ctx->db, &err) != 0) {

@@ -36,6 +36,10 @@ SSL_CTX *edge_tls_context(const struct config *cfg, struct masad_error *err)
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, accept_any_client_certificate);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"masad", 5);
+    /* devices bootstrap once and do not resume; management clients keep
+     * their connections: TLS 1.3 session tickets would cost every handshake
+     * ~0.3 ms of CPU for nothing */
+    SSL_CTX_set_num_tickets(ctx, 0);
     h2o_ssl_register_alpn_protocols(ctx, h2o_alpn_protocols);
     return ctx;
 fail:

@@ -142,13 +142,14 @@ const struct store_statement store_statements[] = {
     {"owner_lock", "SELECT deleted_at IS NULL FROM owners WHERE owner_id = $1 FOR UPDATE", 1},
     {"owner_upsert",
      "INSERT INTO owners (owner_id, display_name, brski, sztp_owner_certificate,"
-     " sztp_conveyed_information, sztp_signed_conveyed_info)"
-     " VALUES ($1, $2, $3::json, " HEX_ARRAY("$4") ", $5::json, decode($6, 'base64'))"
+     " sztp_conveyed_information, sztp_signed_conveyed_info, sztp_signed_onboarding)"
+     " VALUES ($1, $2, $3::json, " HEX_ARRAY("$4") ", $5::json, decode($6, 'base64'), $7::boolean)"
      " ON CONFLICT (owner_id) DO UPDATE SET display_name = EXCLUDED.display_name,"
      " brski = EXCLUDED.brski, sztp_owner_certificate = EXCLUDED.sztp_owner_certificate,"
      " sztp_conveyed_information = EXCLUDED.sztp_conveyed_information,"
      " sztp_signed_conveyed_info = EXCLUDED.sztp_signed_conveyed_info,"
-     " updated_at = now(), deleted_at = NULL", 6},
+     " sztp_signed_onboarding = EXCLUDED.sztp_signed_onboarding,"
+     " updated_at = now(), deleted_at = NULL", 7},
     {"owner_certs_clear", "DELETE FROM owner_domain_certs WHERE owner_id = $1", 1},
     {"owner_certs_taken",
      "SELECT encode(spki_sha256, 'hex'), owner_id FROM owner_domain_certs"
@@ -209,7 +210,7 @@ const struct store_statement store_statements[] = {
      " WHERE serial_number = $1", 1},
     {"sztp_owner",
      "SELECT o.owner_id, w.sztp_conveyed_information::text,"
-     " encode(w.sztp_signed_conveyed_info, 'hex'),"
+     " encode(w.sztp_signed_conveyed_info, 'hex'), w.sztp_signed_onboarding,"
      " array_to_string(ARRAY(SELECT encode(c, 'hex') FROM unnest(w.sztp_owner_certificate)"
      "   WITH ORDINALITY AS t(c, n) ORDER BY n), ',')"
      " FROM devices d LEFT JOIN ownership o ON o.serial_number = d.serial_number"

@@ -22,6 +22,7 @@ struct settings {
     const char *owner;
     const char *conveyed;        /* RFC 7951 JSON, or NULL */
     const char *signed_hex;      /* owner-signed CMS, or NULL */
+    bool signed_onboarding;      /* what it holds, noted when it was stored */
     const char *certs_hex;       /* owner chain, DER hex, comma-separated */
 };
 
@@ -71,7 +72,8 @@ static bool read_settings(struct sztp_call *c, struct settings *s)
         return sztp_error(c, 401, "protocol", "access-denied",
                           "the device could not be authenticated: present an IDevID client "
                           "certificate or HTTP Basic credentials (serial number and password)");
-    *s = (struct settings){text_of(r, 0), text_of(r, 1), text_of(r, 2), text_of(r, 3)};
+    *s = (struct settings){text_of(r, 0), text_of(r, 1), text_of(r, 2),
+                           text_of(r, 3) && !strcmp(text_of(r, 3), "t"), text_of(r, 4)};
     c->owner = s->owner;
     return true;
 }
@@ -186,10 +188,7 @@ static bool answer_signed(struct sztp_call *c, const struct settings *s, struct 
     size_t n;
     unsigned char *signed_der = hex_decode(c->a, s->signed_hex, &n), *certs;
     size_t certs_len;
-    struct crypto_signed content;
-    char why[256];
-    ans->onboarding = crypto_cms_open(signed_der, n, c->a, &content, why) == 0 &&
-                      is_onboarding(c, (const char *)content.content, content.content_len);
+    ans->onboarding = s->signed_onboarding;
     if (sk_X509_num(chain) == 0 || crypto_certs_only(chain, c->a, &certs, &certs_len) != 0)
         return sztp_error(c, 500, "application", "operation-failed", "the owner certificate is unusable");
     values[0] = base64_encode(c->a, signed_der, n);
