@@ -8,7 +8,7 @@ BUILD_PACKAGES=(gcc meson ninja-build pkg-config libh2o-evloop-dev libssl-dev li
     libyajl-dev libyang2-dev libp11-dev openssl softhsm2 opensc libengine-pkcs11-openssl
     postgresql curl ca-certificates)
 # What the tests need on top.
-TEST_PACKAGES=(libcriterion-dev libcurl4-openssl-dev libyang2-tools python3 util-linux)
+TEST_PACKAGES=(libcriterion-dev libcurl4-openssl-dev libyang2-tools python3 python3-yaml util-linux)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

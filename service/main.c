@@ -27,6 +27,7 @@ static int usage(FILE *out)
             "usage: masad COMMAND [options]\n"
             "  serve [-c FILE]          run the service (configuration: -c, MASAD_CONFIG, or %s)\n"
             "  check-config [FILE]      validate a configuration file, print the verdict, exit\n"
+            "  health [-c FILE]         exit 0 when the running service is ready (container health check)\n"
             "  migrate [--dir DIR]      apply database migrations as MASAD_MIGRATE_DATABASE_URL\n"
             "  token create --name N --scope S[,S...] | token list | token revoke N\n"
             "                           management API tokens (MASAD_DATABASE_URL, or -c FILE)\n"
@@ -67,6 +68,19 @@ static int cmd_check_config(int argc, char **argv)
     int rc = load(config_arg(argc, argv, true), &yang, &cfg);
     if (rc == 0)
         printf("configuration %s OK\n", cfg->path);
+    config_free(cfg);
+    ly_ctx_destroy(yang);
+    return rc == 0 ? 0 : 1;
+}
+
+static int cmd_health(int argc, char **argv)
+{
+    struct ly_ctx *yang = NULL;
+    struct config *cfg = NULL;
+    char why[300];
+    int rc = load(config_arg(argc, argv, false), &yang, &cfg);
+    if (rc == 0 && (rc = edge_probe_ready(cfg, why, sizeof(why))) != 0)
+        fprintf(stderr, "masad: not ready: %s\n", why);
     config_free(cfg);
     ly_ctx_destroy(yang);
     return rc == 0 ? 0 : 1;
@@ -248,6 +262,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc, argv);
     if (!strcmp(cmd, "check-config"))
         return cmd_check_config(argc, argv);
+    if (!strcmp(cmd, "health"))
+        return cmd_health(argc, argv);
     if (!strcmp(cmd, "migrate"))
         return cmd_migrate(argc, argv);
     if (!strcmp(cmd, "token"))

@@ -22,4 +22,8 @@ int edge_serve(const struct config *cfg, struct crypto_signer *signer,
                const struct crypto_anchors *idevid, const struct ly_ctx *yang,
                struct masad_error *err);
 
+/* `masad health`: asks /readyz on the management listener (a wildcard
+ * address is reached on loopback) within two seconds; 0 when ready. */
+int edge_probe_ready(const struct config *cfg, char *why, size_t why_len);
+
 #endif

@@ -154,3 +154,16 @@ Test(lifecycle, database_restart_gives_503_then_recovers_without_restart, .timeo
     cr_assert_eq(masad_stop(&p, 15000), 0);
     sh(NULL, "%s/postgres.sh destroy %s", dev, dir);
 }
+
+Test(lifecycle, health_answers_for_the_running_service, .timeout = 60)
+{
+    struct masad_proc p;
+    cr_assert(masad_start(&p, NULL));
+    cr_assert(masad_wait_ready(&p, 10000));
+    char *out;
+    const char *args[] = {"health", "-c", p.config_path, NULL};
+    cr_assert_eq(masad_run(&out, NULL, args), 0, "%s", out);
+    cr_assert_eq(masad_stop(&p, 15000), 0);
+    cr_assert_eq(masad_run(&out, NULL, args), 1, "%s", out);
+    cr_assert(strstr(out, "masad: not ready: cannot connect to the management listener [127.0.0.1]:"), "%s", out);
+}
