@@ -65,6 +65,7 @@
 #include <unistd.h>
 
 #include "brski_client.h"
+#include "bench_util.h"
 
 #define OWNER "bench-corp"
 #define PRODUCT "bench-pledge"
@@ -79,11 +80,6 @@ static const long LEVELS[] = {1, 8, 64};     /* concurrent registrars */
 static const long COUNTS[] = {400, 1600, 3200}; /* timed vouchers per level */
 #define NLEVELS (sizeof(LEVELS) / sizeof(LEVELS[0]))
 
-struct buf {
-    char *data;
-    size_t len, cap;
-};
-
 struct device {
     char serial[32];
     char cert[4096], key[4096]; /* PEM files */
@@ -96,7 +92,7 @@ struct device {
 struct cpu {
     unsigned long long masad, pg; /* clock ticks */
     double self;                  /* seconds, this process */
-    unsigned long long busy, idle, steal; /* the machine, all cores (ticks, /proc/stat) */
+    struct machine box;           /* all cores */
 };
 
 static pid_t masad_pid, postmaster_pid;
@@ -106,58 +102,7 @@ static char tls_ca[4096], registrar_chain[4096], registrar_key[4096], domain_ca[
 static struct device *devices;
 static long device_count;
 
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("bench_brski: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
-
-static void die_openssl(const char *what)
-{
-    unsigned long e = ERR_get_error();
-    die("%s: %s", what, e ? ERR_reason_error_string(e) : "OpenSSL error");
-}
-
-static void path_join(char *out, size_t n, const char *dir, const char *name)
-{
-    if ((size_t)snprintf(out, n, "%s/%s", dir, name) >= n)
-        die("path too long: %s/%s", dir, name);
-}
-
-/* ---- a growing buffer ---- */
-
-static void buf_reserve(struct buf *b, size_t more)
-{
-    if (b->len + more + 1 <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more + 1)
-        cap *= 2;
-    b->data = realloc(b->data, cap);
-    if (!b->data)
-        die("out of memory");
-    b->cap = cap;
-}
-
-static void buf_printf(struct buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        die("vsnprintf failed");
-    buf_reserve(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
+/* ---- text ---- */
 
 /* text as a JSON string, quotes included */
 static void buf_json_string(struct buf *b, const char *text)
@@ -174,16 +119,6 @@ static void buf_json_string(struct buf *b, const char *text)
             buf_printf(b, "%c", *p);
     }
     buf_printf(b, "\"");
-}
-
-static size_t collect(char *ptr, size_t size, size_t n, void *userdata)
-{
-    struct buf *b = userdata;
-    buf_reserve(b, size * n);
-    memcpy(b->data + b->len, ptr, size * n);
-    b->len += size * n;
-    b->data[b->len] = 0;
-    return size * n;
 }
 
 static char *read_text(const char *path)
@@ -208,128 +143,15 @@ static char *read_text(const char *path)
 
 /* ---- clocks and CPU ---- */
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Fields of /proc/PID/stat after "(comm)": state is field 3, ppid 4, utime
- * 14, stime 15, cutime 16, cstime 17. Returns false when the process is gone. */
-static bool proc_stat(pid_t pid, pid_t *ppid, unsigned long long *own,
-                      unsigned long long *reaped)
-{
-    char path[64], line[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    bool ok = fgets(line, sizeof(line), f) != NULL;
-    fclose(f);
-    char *p = ok ? strrchr(line, ')') : NULL;
-    if (!p)
-        return false;
-    int parent;
-    unsigned long long ut, st, cut, cst;
-    if (sscanf(p + 2, "%*c %d %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu %llu %llu %llu", &parent,
-               &ut, &st, &cut, &cst) != 5)
-        return false;
-    if (ppid)
-        *ppid = parent;
-    if (own)
-        *own = ut + st;
-    if (reaped)
-        *reaped = cut + cst;
-    return true;
-}
-
-/* The cluster: the postmaster's own and reaped children's time, plus every
- * live child's (the same set as `pgrep -P POSTMASTER` and the postmaster). */
-static unsigned long long cluster_ticks(void)
-{
-    unsigned long long own = 0, reaped = 0, total;
-    if (!proc_stat(postmaster_pid, NULL, &own, &reaped))
-        die("postmaster %d is gone", (int)postmaster_pid);
-    total = own + reaped;
-    DIR *d = opendir("/proc");
-    if (!d)
-        die("cannot read /proc");
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!isdigit((unsigned char)e->d_name[0]))
-            continue;
-        pid_t ppid;
-        if (proc_stat((pid_t)atoi(e->d_name), &ppid, &own, NULL) && ppid == postmaster_pid)
-            total += own;
-    }
-    closedir(d);
-    return total;
-}
-
-static double self_cpu(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-/* The first line of /proc/stat: user nice system idle iowait irq softirq
- * steal ...; busy is everything but idle, iowait and steal. */
-static void machine_ticks(struct cpu *c)
-{
-    unsigned long long v[8] = {0};
-    FILE *f = fopen("/proc/stat", "r");
-    if (!f || fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-                     &v[4], &v[5], &v[6], &v[7]) != 8)
-        die("cannot read /proc/stat");
-    fclose(f);
-    c->busy = v[0] + v[1] + v[2] + v[5] + v[6];
-    c->idle = v[3] + v[4];
-    c->steal = v[7];
-}
-
 static struct cpu cpu_now(void)
 {
-    struct cpu c = {0, cluster_ticks(), self_cpu(), 0, 0, 0};
-    machine_ticks(&c);
+    struct cpu c = {0, cluster_ticks(postmaster_pid), self_cpu(), machine_now()};
     if (!proc_stat(masad_pid, NULL, &c.masad, NULL))
         die("masad %d is gone", (int)masad_pid);
     return c;
 }
 
 /* ---- 1. devices ---- */
-
-static X509 *read_cert(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
-    if (f)
-        fclose(f);
-    if (!x)
-        die("cannot read a certificate from %s", path);
-    return x;
-}
-
-static EVP_PKEY *read_key(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    EVP_PKEY *k = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
-    if (f)
-        fclose(f);
-    if (!k)
-        die("cannot read a private key from %s", path);
-    return k;
-}
-
-static void add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
-{
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
-    if (!ext || X509_add_ext(x, ext, -1) != 1)
-        die_openssl("cannot add an extension to an IDevID");
-    X509_EXTENSION_free(ext);
-}
 
 static void write_pem(const char *path, X509 *x, EVP_PKEY *k)
 {
@@ -422,82 +244,6 @@ static void make_devices(const char *dir)
 
 /* ---- 2. registration through the management API ---- */
 
-struct mgmt {
-    CURL *curl;
-    struct curl_slist *headers;
-    struct buf answer;
-};
-
-static void mgmt_init(struct mgmt *m)
-{
-    char auth[512];
-    memset(m, 0, sizeof(*m));
-    m->curl = curl_easy_init();
-    if (!m->curl)
-        die("curl_easy_init failed");
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-    m->headers = curl_slist_append(m->headers, auth);
-    m->headers = curl_slist_append(m->headers, "Content-Type: application/json");
-    m->headers = curl_slist_append(m->headers, "Expect:");
-    curl_easy_setopt(m->curl, CURLOPT_CAINFO, tls_ca);
-    curl_easy_setopt(m->curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(m->curl, CURLOPT_HTTPHEADER, m->headers);
-    curl_easy_setopt(m->curl, CURLOPT_TIMEOUT, 300L);
-    curl_easy_setopt(m->curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(m->curl, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(m->curl, CURLOPT_WRITEDATA, &m->answer);
-}
-
-static void mgmt_free(struct mgmt *m)
-{
-    curl_slist_free_all(m->headers);
-    curl_easy_cleanup(m->curl);
-    free(m->answer.data);
-}
-
-static long mgmt_request(struct mgmt *m, const char *method, const char *path, const struct buf *body)
-{
-    char url[1024];
-    long status = 0;
-    snprintf(url, sizeof(url), "%s%s", mgmt_url, path);
-    m->answer.len = 0;
-    buf_reserve(&m->answer, 0);
-    m->answer.data[0] = 0;
-    curl_easy_setopt(m->curl, CURLOPT_URL, url);
-    curl_easy_setopt(m->curl, CURLOPT_POSTFIELDS, body->data);
-    curl_easy_setopt(m->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
-    curl_easy_setopt(m->curl, CURLOPT_CUSTOMREQUEST, method);
-    CURLcode rc = curl_easy_perform(m->curl);
-    if (rc != CURLE_OK)
-        die("%s %s: %s", method, path, curl_easy_strerror(rc));
-    curl_easy_getinfo(m->curl, CURLINFO_RESPONSE_CODE, &status);
-    return status;
-}
-
-static void mgmt_unexpected(const struct mgmt *m, const char *what, long status)
-{
-    fprintf(stderr, "bench_brski: %s: unexpected answer %ld\n%s\n", what, status, m->answer.data);
-    exit(1);
-}
-
-/* The integer after "key": in a flat JSON object; -1 when absent. */
-static long json_long(const char *json, const char *key)
-{
-    char quoted[64];
-    snprintf(quoted, sizeof(quoted), "\"%s\"", key);
-    const char *p = strstr(json, quoted);
-    if (!p)
-        return -1;
-    p += strlen(quoted);
-    while (isspace((unsigned char)*p))
-        p++;
-    if (*p++ != ':')
-        return -1;
-    char *end;
-    long v = strtol(p, &end, 10);
-    return end != p ? v : -1;
-}
-
 /* Sends the devices in batches; each answer must count all of them in a + b. */
 static void send_batches(struct mgmt *m, const char *path, const char *array, const char *a,
                          const char *b)
@@ -518,7 +264,7 @@ static void send_batches(struct mgmt *m, const char *path, const char *array, co
                            devices[i].serial);
         }
         buf_printf(&body, "]}");
-        long status = mgmt_request(m, "POST", path, &body);
+        long status = mgmt_request(m, "POST", path, body.data, body.len);
         long na = json_long(m->answer.data, a), nb = json_long(m->answer.data, b);
         if (status != 200 || na < 0 || nb < 0 || na + nb != last - first)
             mgmt_unexpected(m, path, status);
@@ -529,7 +275,7 @@ static void send_batches(struct mgmt *m, const char *path, const char *array, co
 static void register_devices(void)
 {
     struct mgmt m;
-    mgmt_init(&m);
+    mgmt_init(&m, mgmt_url, tls_ca, token);
     double t = now();
     send_batches(&m, "/api/v1/devices:batch", "devices", "created", "updated");
     /* the owner, with its domain CA as it stands in the PEM file */
@@ -539,7 +285,7 @@ static void register_devices(void)
     buf_json_string(&body, pem);
     buf_printf(&body, "]}}");
     free(pem);
-    long status = mgmt_request(&m, "PUT", "/api/v1/owners/" OWNER, &body);
+    long status = mgmt_request(&m, "PUT", "/api/v1/owners/" OWNER, body.data, body.len);
     if (status != 200 && status != 201)
         mgmt_unexpected(&m, "PUT /api/v1/owners/" OWNER, status);
     free(body.data);
@@ -696,23 +442,6 @@ static void *registrar_run(void *arg)
     return NULL;
 }
 
-static int compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* nearest rank */
-static double percentile(const double *sorted, long n, double p)
-{
-    long rank = (long)(p * (double)n + 0.999999);
-    if (rank < 1)
-        rank = 1;
-    if (rank > n)
-        rank = n;
-    return sorted[rank - 1];
-}
-
 /* The voucher is signed by the MASA and answers device i's request. */
 static void spot_check(const struct spot *s, const char *domain_ca_b64)
 {
@@ -782,12 +511,12 @@ static struct result run_level(struct level *lv, const char *domain_ca_b64)
                        (double)(after.masad - before.masad) / ticks_per_second,
                        (double)(after.pg - before.pg) / ticks_per_second, after.self - before.self,
                        0, 0, 0, 0, 0, 0};
-    double all = (double)(after.busy - before.busy + after.idle - before.idle + after.steal -
-                          before.steal);
+    double all = (double)(after.box.busy - before.box.busy + after.box.idle - before.box.idle +
+                          after.box.steal - before.box.steal);
     if (all > 0) {
-        r.busy = (double)(after.busy - before.busy) / all;
-        r.idle = (double)(after.idle - before.idle) / all;
-        r.steal = (double)(after.steal - before.steal) / all;
+        r.busy = (double)(after.box.busy - before.box.busy) / all;
+        r.idle = (double)(after.box.idle - before.box.idle) / all;
+        r.steal = (double)(after.box.steal - before.box.steal) / all;
         r.others = r.busy - (r.masad + r.pg + r.self) * ticks_per_second / all;
         if (r.others < 0)
             r.others = 0;
@@ -819,27 +548,6 @@ static void idle_baseline(void)
            (double)(after.pg - before.pg) / ticks_per_second * 1000 / IDLE_SECONDS, IDLE_SECONDS);
 }
 
-static void print_machine(void)
-{
-    char model[256] = "unknown", line[512];
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    while (f && fgets(line, sizeof(line), f))
-        if (!strncmp(line, "model name", 10)) {
-            const char *p = strchr(line, ':');
-            if (p) {
-                snprintf(model, sizeof(model), "%s", p + 2);
-                model[strcspn(model, "\n")] = 0;
-            }
-            break;
-        }
-    if (f)
-        fclose(f);
-    double load[3] = {0, 0, 0};
-    getloadavg(load, 3);
-    printf("machine: %ld cores, %s; load average %.2f %.2f %.2f before the run\n",
-           sysconf(_SC_NPROCESSORS_ONLN), model, load[0], load[1], load[2]);
-}
-
 /* base64 of the domain CA's DER: the voucher's pinned-domain-cert */
 static char *domain_ca_base64(void)
 {
@@ -854,17 +562,9 @@ static char *domain_ca_base64(void)
     return b64;
 }
 
-static long positive(const char *s, const char *what)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == 0 || *end != 0 || v <= 0)
-        die("%s must be a positive number: '%s'", what, s);
-    return v;
-}
-
 int main(int argc, char **argv)
 {
+    bench_name = "bench_brski";
     if (argc != 9 && argc != 10)
         die("usage: bench_brski DEVICE_URL MGMT_URL TOKEN PKI_DIR DEVICE_DIR DEVICES MASAD_PID "
             "POSTMASTER_PID [SUMMARY_FILE]");

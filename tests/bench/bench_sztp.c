@@ -76,6 +76,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 #define SERIAL_FMT "BENCH-SZTP-%06ld"
 #define PRODUCT "bench-sztp-device"
 #define OWNER_UNSIGNED "bench-unsigned"
@@ -96,11 +98,6 @@
 static const long CLIENTS[] = {8, 32};
 #define NCLIENTS (sizeof(CLIENTS) / sizeof(CLIENTS[0]))
 
-struct buf {
-    char *data;
-    size_t len, cap;
-};
-
 struct device {
     char serial[32];
     char pem[4096];          /* certificate and key */
@@ -113,11 +110,6 @@ struct device {
 /* masad's CPU by thread (see thread_split) */
 struct split {
     unsigned long long loops, jobs, other;
-};
-
-/* the whole machine, from the first line of /proc/stat (clock ticks) */
-struct machine {
-    unsigned long long busy, idle, steal;
 };
 
 struct cpu {
@@ -141,68 +133,7 @@ static X509_STORE *tls_trust; /* root-ca.crt, for every client connection */
 static atomic_long handshakes, resumed, not_tls13;
 static int counted_index; /* SSL ex_data: this connection's handshake was counted */
 
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("bench_sztp: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
-
-static void die_openssl(const char *what)
-{
-    unsigned long e = ERR_get_error();
-    die("%s: %s", what, e ? ERR_reason_error_string(e) : "OpenSSL error");
-}
-
-static void path_join(char *out, size_t n, const char *dir, const char *name)
-{
-    if ((size_t)snprintf(out, n, "%s/%s", dir, name) >= n)
-        die("path too long: %s/%s", dir, name);
-}
-
-/* ---- a growing buffer ---- */
-
-static void buf_reserve(struct buf *b, size_t more)
-{
-    if (b->len + more + 1 <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more + 1)
-        cap *= 2;
-    b->data = realloc(b->data, cap);
-    if (!b->data)
-        die("out of memory");
-    b->cap = cap;
-}
-
-static void buf_printf(struct buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        die("vsnprintf failed");
-    buf_reserve(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-static size_t collect(char *ptr, size_t size, size_t n, void *userdata)
-{
-    struct buf *b = userdata;
-    buf_reserve(b, size * n);
-    memcpy(b->data + b->len, ptr, size * n);
-    b->len += size * n;
-    b->data[b->len] = 0;
-    return size * n;
-}
+/* ---- files and encodings ---- */
 
 static unsigned char *read_file(const char *path, size_t *len)
 {
@@ -287,71 +218,6 @@ static char *json_string(const char *json, const char *key)
 
 /* ---- clocks and CPU ---- */
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Fields of /proc/.../stat after "(comm)": state is field 3, ppid 4, utime
- * 14, stime 15, cutime 16, cstime 17. Returns false when the file is gone. */
-static bool stat_file(const char *path, pid_t *ppid, unsigned long long *own,
-                      unsigned long long *reaped)
-{
-    char line[1024];
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    bool ok = fgets(line, sizeof(line), f) != NULL;
-    fclose(f);
-    char *p = ok ? strrchr(line, ')') : NULL;
-    if (!p)
-        return false;
-    int parent;
-    unsigned long long ut, st, cut, cst;
-    if (sscanf(p + 2, "%*c %d %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu %llu %llu %llu", &parent,
-               &ut, &st, &cut, &cst) != 5)
-        return false;
-    if (ppid)
-        *ppid = parent;
-    if (own)
-        *own = ut + st;
-    if (reaped)
-        *reaped = cut + cst;
-    return true;
-}
-
-static bool proc_stat(pid_t pid, pid_t *ppid, unsigned long long *own, unsigned long long *reaped)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    return stat_file(path, ppid, own, reaped);
-}
-
-/* The cluster: the postmaster's own and reaped children's time, plus every
- * live child's (the same set as `pgrep -P POSTMASTER` and the postmaster). */
-static unsigned long long cluster_ticks(void)
-{
-    unsigned long long own = 0, reaped = 0, total;
-    if (!proc_stat(postmaster_pid, NULL, &own, &reaped))
-        die("postmaster %d is gone", (int)postmaster_pid);
-    total = own + reaped;
-    DIR *d = opendir("/proc");
-    if (!d)
-        die("cannot read /proc");
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!isdigit((unsigned char)e->d_name[0]))
-            continue;
-        pid_t ppid;
-        if (proc_stat((pid_t)atoi(e->d_name), &ppid, &own, NULL) && ppid == postmaster_pid)
-            total += own;
-    }
-    closedir(d);
-    return total;
-}
-
 static int compare_long(const void *a, const void *b)
 {
     long x = *(const long *)a, y = *(const long *)b;
@@ -400,71 +266,15 @@ static struct split thread_split(long *count)
     return s;
 }
 
-static double self_cpu(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-/* "cpu user nice system idle iowait irq softirq steal ...": busy is user +
- * nice + system + irq + softirq (guest time is within user), idle is idle +
- * iowait, steal is time the hypervisor gave to someone else. */
-static struct machine machine_now(void)
-{
-    struct machine m = {0, 0, 0};
-    unsigned long long v[8] = {0};
-    FILE *f = fopen("/proc/stat", "r");
-    if (!f || fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-                     &v[4], &v[5], &v[6], &v[7]) != 8)
-        die("cannot read /proc/stat");
-    fclose(f);
-    m.busy = v[0] + v[1] + v[2] + v[5] + v[6];
-    m.idle = v[3] + v[4];
-    m.steal = v[7];
-    return m;
-}
-
 static struct cpu cpu_now(void)
 {
-    struct cpu c = {0, cluster_ticks(), thread_split(NULL), self_cpu(), machine_now()};
+    struct cpu c = {0, cluster_ticks(postmaster_pid), thread_split(NULL), self_cpu(), machine_now()};
     if (!proc_stat(masad_pid, NULL, &c.masad, NULL))
         die("masad %d is gone", (int)masad_pid);
     return c;
 }
 
 /* ---- 1. devices ---- */
-
-static X509 *read_cert(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
-    if (f)
-        fclose(f);
-    if (!x)
-        die("cannot read a certificate from %s", path);
-    return x;
-}
-
-static EVP_PKEY *read_key(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    EVP_PKEY *k = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
-    if (f)
-        fclose(f);
-    if (!k)
-        die("cannot read a private key from %s", path);
-    return k;
-}
-
-static void add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
-{
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
-    if (!ext || X509_add_ext(x, ext, -1) != 1)
-        die_openssl("cannot add an extension to an IDevID");
-    X509_EXTENSION_free(ext);
-}
 
 /* deploy/dev/pki.sh's idevid profile (ext_idevid): CA:FALSE,
  * digitalSignature, clientAuth, SKI from the key, AKI keyid; notAfter
@@ -545,75 +355,6 @@ static void make_devices(const char *dir)
 
 /* ---- 2. registration through the management API ---- */
 
-struct mgmt {
-    CURL *curl;
-    struct curl_slist *headers;
-    struct buf answer;
-};
-
-static void mgmt_init(struct mgmt *m)
-{
-    char auth[512];
-    memset(m, 0, sizeof(*m));
-    m->curl = curl_easy_init();
-    if (!m->curl)
-        die("curl_easy_init failed");
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-    m->headers = curl_slist_append(m->headers, auth);
-    m->headers = curl_slist_append(m->headers, "Content-Type: application/json");
-    m->headers = curl_slist_append(m->headers, "Expect:");
-    curl_easy_setopt(m->curl, CURLOPT_CAINFO, tls_ca);
-    curl_easy_setopt(m->curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(m->curl, CURLOPT_HTTPHEADER, m->headers);
-    curl_easy_setopt(m->curl, CURLOPT_TIMEOUT, 300L);
-    curl_easy_setopt(m->curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(m->curl, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(m->curl, CURLOPT_WRITEDATA, &m->answer);
-}
-
-static void mgmt_free(struct mgmt *m)
-{
-    curl_slist_free_all(m->headers);
-    curl_easy_cleanup(m->curl);
-    free(m->answer.data);
-}
-
-static long mgmt_post(struct mgmt *m, const char *path, const struct buf *body)
-{
-    char url[1024];
-    long status = 0;
-    snprintf(url, sizeof(url), "%s%s", mgmt_url, path);
-    m->answer.len = 0;
-    buf_reserve(&m->answer, 0);
-    m->answer.data[0] = 0;
-    curl_easy_setopt(m->curl, CURLOPT_URL, url);
-    curl_easy_setopt(m->curl, CURLOPT_POSTFIELDS, body->data);
-    curl_easy_setopt(m->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
-    CURLcode rc = curl_easy_perform(m->curl);
-    if (rc != CURLE_OK)
-        die("POST %s: %s", path, curl_easy_strerror(rc));
-    curl_easy_getinfo(m->curl, CURLINFO_RESPONSE_CODE, &status);
-    return status;
-}
-
-/* The integer after "key": in a flat JSON object; -1 when absent. */
-static long json_long(const char *json, const char *key)
-{
-    char quoted[64];
-    snprintf(quoted, sizeof(quoted), "\"%s\"", key);
-    const char *p = strstr(json, quoted);
-    if (!p)
-        return -1;
-    p += strlen(quoted);
-    while (isspace((unsigned char)*p))
-        p++;
-    if (*p++ != ':')
-        return -1;
-    char *end;
-    long v = strtol(p, &end, 10);
-    return end != p ? v : -1;
-}
-
 static const char *owner_of(long i)
 {
     return i < device_count / 2 ? OWNER_UNSIGNED : OWNER_SIGNED;
@@ -639,7 +380,7 @@ static void send_batches(struct mgmt *m, const char *path, const char *array, co
                            devices[i].serial, owner_of(i));
         }
         buf_printf(&body, "]}");
-        long status = mgmt_post(m, path, &body);
+        long status = mgmt_request(m, "POST", path, body.data, body.len);
         long na = json_long(m->answer.data, a), nb = json_long(m->answer.data, b);
         if (status != 200 || na < 0 || nb < 0 || na + nb != last - first) {
             fprintf(stderr, "bench_sztp: POST %s: unexpected answer %ld\n%s\n", path, status,
@@ -653,7 +394,7 @@ static void send_batches(struct mgmt *m, const char *path, const char *array, co
 static void register_devices(void)
 {
     struct mgmt m;
-    mgmt_init(&m);
+    mgmt_init(&m, mgmt_url, tls_ca, token);
     double t = now();
     send_batches(&m, "/api/v1/devices:batch", "devices", "created", "updated");
     send_batches(&m, "/api/v1/ownership:batch", "assignments", "assigned", "unchanged");
@@ -842,23 +583,6 @@ static void *client_run(void *arg)
     curl_easy_cleanup(c->curl);
     free(c->answer.data);
     return NULL;
-}
-
-static int compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* nearest rank */
-static double percentile(const double *sorted, long n, double p)
-{
-    long rank = (long)(p * (double)n + 0.999999);
-    if (rank < 1)
-        rank = 1;
-    if (rank > n)
-        rank = n;
-    return sorted[rank - 1];
 }
 
 /* ---- spot checks ---- */
@@ -1105,27 +829,6 @@ static void idle_baseline(void)
            (double)(after.pg - before.pg) / ticks_per_second * 1000 / IDLE_SECONDS, IDLE_SECONDS);
 }
 
-static void print_machine(void)
-{
-    char model[256] = "unknown", line[512];
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    while (f && fgets(line, sizeof(line), f))
-        if (!strncmp(line, "model name", 10)) {
-            const char *p = strchr(line, ':');
-            if (p) {
-                snprintf(model, sizeof(model), "%s", p + 2);
-                model[strcspn(model, "\n")] = 0;
-            }
-            break;
-        }
-    if (f)
-        fclose(f);
-    double load[3] = {0, 0, 0};
-    getloadavg(load, 3);
-    printf("machine: %ld cores, %s; load average %.2f %.2f %.2f before the run\n",
-           sysconf(_SC_NPROCESSORS_ONLN), model, load[0], load[1], load[2]);
-}
-
 /* root-ca.crt: it signs masad's TLS certificate and its voucher-signing
  * certificate; any_purpose for the latter (openssl cms -verify -purpose any) */
 static X509_STORE *trust_store(bool any_purpose)
@@ -1153,17 +856,9 @@ static void load_owner_artifacts(void)
     X509_free(x);
 }
 
-static long positive(const char *s, const char *what)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == 0 || *end != 0 || v <= 0)
-        die("%s must be a positive number: '%s'", what, s);
-    return v;
-}
-
 int main(int argc, char **argv)
 {
+    bench_name = "bench_sztp";
     if (argc != 11)
         die("usage: bench_sztp DEVICE_URL MGMT_URL TOKEN PKI_DIR DEVICE_DIR DEVICES MASAD_PID "
             "POSTMASTER_PID EVENT_LOOPS JOB_THREADS");

@@ -48,7 +48,8 @@ build_with build-bench false
 build_with build-bench-unchained true
 say "building the load generator"
 read -ra LIB_FLAGS <<<"$(pkg-config --cflags --libs openssl libcurl yajl)"
-cc -O2 -Wall -Wextra -Werror "$ROOT/tests/bench/bench_brski.c" "$ROOT/tests/tools/brski_client.c" \
+cc -O2 -Wall -Wextra -Werror "$ROOT/tests/bench/bench_brski.c" "$ROOT/tests/bench/bench_util.c" \
+    "$ROOT/tests/tools/brski_client.c" \
     "${LIB_FLAGS[@]}" -I"$ROOT/tests/tools" -o "$ROOT/build-bench/bench_brski"
 
 # Everything the run makes lives here and goes at the end. The postgres user

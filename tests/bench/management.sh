@@ -18,8 +18,9 @@ PG_PORT=55433   # names the unix socket only (postgres.sh listens on no TCP port
 ensure_packages "${BUILD_PACKAGES[@]}" libcurl4-openssl-dev
 build build-bench -Dtests=false -Dbuildtype=release
 say "building the load generator"
-read -ra CURL_FLAGS <<<"$(pkg-config --cflags --libs libcurl)"
-cc -O2 -Wall -Wextra -Werror "$ROOT/tests/bench/bench_management.c" "${CURL_FLAGS[@]}" \
+read -ra LIB_FLAGS <<<"$(pkg-config --cflags --libs openssl libcurl)"
+cc -O2 -Wall -Wextra -Werror "$ROOT/tests/bench/bench_management.c" "$ROOT/tests/bench/bench_util.c" \
+    "${LIB_FLAGS[@]}" \
     -o "$ROOT/build-bench/bench_management"
 MASAD=$ROOT/build-bench/service/masad
 

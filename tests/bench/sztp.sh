@@ -35,7 +35,8 @@ ensure_packages "${BUILD_PACKAGES[@]}" libcurl4-openssl-dev
 build build-bench -Dtests=false -Dbuildtype=release
 say "building the load generator"
 read -ra LIB_FLAGS <<<"$(pkg-config --cflags --libs openssl libcurl)"
-cc -O2 -Wall -Wextra -Werror "$ROOT/tests/bench/bench_sztp.c" "${LIB_FLAGS[@]}" \
+cc -O2 -Wall -Wextra -Werror "$ROOT/tests/bench/bench_sztp.c" "$ROOT/tests/bench/bench_util.c" \
+    "${LIB_FLAGS[@]}" \
     -o "$ROOT/build-bench/bench_sztp"
 MASAD=$ROOT/build-bench/service/masad
 

@@ -174,6 +174,52 @@ static unsigned free_port(void)
     return ntohs(sa.sin_port);
 }
 
+void masad_stop_expect_clean(struct masad_proc *p)
+{
+    if (p->pid)
+        cr_expect_eq(masad_stop(p, 15000), 0, "masad did not exit cleanly: %s",
+                     read_text(p->stderr_path));
+}
+
+char *fmt(const char *f, ...)
+{
+    char *s;
+    va_list ap;
+    va_start(ap, f);
+    cr_assert(vasprintf(&s, f, ap) >= 0);
+    va_end(ap);
+    return s;
+}
+
+char *owner_value(const struct masad_proc *p, const char *f, ...)
+{
+    char *sql;
+    va_list ap;
+    va_start(ap, f);
+    cr_assert(vasprintf(&sql, f, ap) >= 0);
+    va_end(ap);
+    char *v = db_value(p->db.owner_url, sql);
+    free(sql);
+    return v ? v : strdup("NULL");
+}
+
+char *json_string_of(const char *text)
+{
+    size_t n = strlen(text);
+    char *out = malloc(2 * n + 3), *p = out;
+    *p++ = '"';
+    for (const char *s = text; *s; s++) {
+        if (*s == '\n') {
+            *p++ = '\\';
+            *p++ = 'n';
+        } else
+            *p++ = *s;
+    }
+    *p++ = '"';
+    *p = 0;
+    return out;
+}
+
 char *read_text(const char *path)
 {
     int fd = open(path, O_RDONLY);

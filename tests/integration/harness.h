@@ -61,7 +61,19 @@ bool masad_start(struct masad_proc *p, const struct masad_opts *o);
 bool masad_wait_ready(struct masad_proc *p, int timeout_ms);
 /* SIGTERM and wait: the exit status (or -1 on a signal / timeout). */
 int masad_stop(struct masad_proc *p, int timeout_ms);
+/* A suite's fini: masad_stop, expecting a clean exit (masad's stderr in the
+ * failure); nothing when masad never started. */
+void masad_stop_expect_clean(struct masad_proc *p);
 char *read_text(const char *path);
+
+/* a formatted, allocated string */
+char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+/* The first value of a query on masad's database as the schema owner,
+ * "NULL" for none / SQL NULL. */
+char *owner_value(const struct masad_proc *p, const char *f, ...)
+    __attribute__((format(printf, 2, 3)));
+/* a text (PEM) as a JSON string, quotes included */
+char *json_string_of(const char *text);
 
 /* HTTP over TLS with libcurl. */
 struct http_opts {

@@ -24,12 +24,7 @@ static void start(void)
     cr_assert(masad_start(&proc, NULL), "masad did not start: %s", read_text(proc.stderr_path));
 }
 
-static void stop(void)
-{
-    if (proc.pid)
-        cr_expect_eq(masad_stop(&proc, 15000), 0, "masad did not exit cleanly: %s",
-                     read_text(proc.stderr_path));
-}
+static void stop(void) { masad_stop_expect_clean(&proc); }
 
 static void sleep_ms(int ms)
 {
@@ -37,32 +32,10 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    char *s;
-    va_list ap;
-    va_start(ap, f);
-    cr_assert(vasprintf(&s, f, ap) >= 0);
-    va_end(ap);
-    return s;
-}
-
 /* ---- the database, as the schema owner ---- */
 
-/* The first value of a query, "NULL" for none / SQL NULL. */
-static char *q(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *q(const char *f, ...)
-{
-    char *sql;
-    va_list ap;
-    va_start(ap, f);
-    cr_assert(vasprintf(&sql, f, ap) >= 0);
-    va_end(ap);
-    char *v = db_value(proc.db.owner_url, sql);
-    free(sql);
-    return v ? v : strdup("NULL");
-}
+/* the first value of a query as the schema owner, "NULL" for none / SQL NULL */
+#define q(...) owner_value(&proc, __VA_ARGS__)
 
 static long qn(const char *sql)
 {

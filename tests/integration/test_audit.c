@@ -23,11 +23,7 @@ static void start_with(const char *extra)
 
 static void start(void) { start_with(NULL); }
 
-static void stop(void)
-{
-    if (proc.pid)
-        cr_expect_eq(masad_stop(&proc, 15000), 0, "%s", read_text(proc.stderr_path));
-}
+static void stop(void) { masad_stop_expect_clean(&proc); }
 
 static void sleep_ms(int ms)
 {

@@ -55,37 +55,10 @@ static void start_truncating(void)
                " \"nonceless-per-domain\": 1, \"max-events\": 3}}");
 }
 
-static void stop(void)
-{
-    if (proc.pid)
-        cr_expect_eq(masad_stop(&proc, 15000), 0, "masad did not exit cleanly: %s",
-                     read_text(proc.stderr_path));
-}
+static void stop(void) { masad_stop_expect_clean(&proc); }
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    char *s;
-    va_list ap;
-    va_start(ap, f);
-    cr_assert(vasprintf(&s, f, ap) >= 0);
-    va_end(ap);
-    return s;
-}
-
-/* The first value of a query as the schema owner, "NULL" for none / SQL NULL. */
-static char *q(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *q(const char *f, ...)
-{
-    char *sql;
-    va_list ap;
-    va_start(ap, f);
-    cr_assert(vasprintf(&sql, f, ap) >= 0);
-    va_end(ap);
-    char *v = db_value(proc.db.owner_url, sql);
-    free(sql);
-    return v ? v : strdup("NULL");
-}
+/* the first value of a query as the schema owner, "NULL" for none / SQL NULL */
+#define q(...) owner_value(&proc, __VA_ARGS__)
 
 /* ---- the test PKI ---- */
 
@@ -289,23 +262,6 @@ static char *format_time(time_t t)
 }
 
 /* ---- the management API ---- */
-
-static char *json_string_of(const char *text)
-{
-    size_t n = strlen(text);
-    char *out = malloc(2 * n + 3), *p = out;
-    *p++ = '"';
-    for (const char *s = text; *s; s++) {
-        if (*s == '\n') {
-            *p++ = '\\';
-            *p++ = 'n';
-        } else
-            *p++ = *s;
-    }
-    *p++ = '"';
-    *p = 0;
-    return out;
-}
 
 static struct http_result api(const char *method, const char *path, const char *body)
 {

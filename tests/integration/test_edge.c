@@ -17,12 +17,7 @@ static void start_default(void)
     cr_assert(masad_start(&proc, NULL), "masad did not start: %s", proc.stderr_path);
 }
 
-static void stop(void)
-{
-    if (proc.pid)
-        cr_expect_eq(masad_stop(&proc, 15000), 0, "masad did not exit cleanly: %s",
-                     read_text(proc.stderr_path));
-}
+static void stop(void) { masad_stop_expect_clean(&proc); }
 
 static void expect_status(const char *path, const struct http_opts *o, long status, const char *body)
 {

@@ -22,11 +22,7 @@ static void start(void)
     token = make_token(&proc, "owners-test", "owners:read,owners:write,devices:write,ownership:write");
 }
 
-static void stop(void)
-{
-    if (proc.pid)
-        cr_expect_eq(masad_stop(&proc, 15000), 0, "%s", read_text(proc.stderr_path));
-}
+static void stop(void) { masad_stop_expect_clean(&proc); }
 
 static struct http_result put_owner(const char *id, const char *body)
 {
@@ -36,24 +32,6 @@ static struct http_result put_owner(const char *id, const char *body)
                           .body_len = strlen(body), .content_type = "application/json",
                           .bearer = token};
     return http(&proc, path, &o);
-}
-
-/* A JSON string of a file's text. */
-static char *json_string_of(const char *text)
-{
-    size_t n = strlen(text);
-    char *out = malloc(2 * n + 3), *p = out;
-    *p++ = '"';
-    for (const char *s = text; *s; s++) {
-        if (*s == '\n') {
-            *p++ = '\\';
-            *p++ = 'n';
-        } else
-            *p++ = *s;
-    }
-    *p++ = '"';
-    *p = 0;
-    return out;
 }
 
 static char *pem_of(X509 *x)

@@ -27,11 +27,7 @@ static void start_with(const char *device_extra)
     cr_assert(masad_start(&proc, &o), "%s", read_text(proc.stderr_path));
 }
 
-static void stop(void)
-{
-    if (proc.pid)
-        cr_expect_eq(masad_stop(&proc, 15000), 0, "%s", read_text(proc.stderr_path));
-}
+static void stop(void) { masad_stop_expect_clean(&proc); }
 
 /* ":base64(DER):" of the first certificate in a PEM file (RFC 8941 §3.3.5) */
 static char *byte_sequence_of(const char *pem_file)

@@ -53,37 +53,10 @@ static void start(void)
                        "devices:read,devices:write,owners:read,owners:write,ownership:write,audit:read");
 }
 
-static void stop(void)
-{
-    if (proc.pid)
-        cr_expect_eq(masad_stop(&proc, 15000), 0, "masad did not exit cleanly: %s",
-                     read_text(proc.stderr_path));
-}
+static void stop(void) { masad_stop_expect_clean(&proc); }
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    char *s;
-    va_list ap;
-    va_start(ap, f);
-    cr_assert(vasprintf(&s, f, ap) >= 0);
-    va_end(ap);
-    return s;
-}
-
-/* The first value of a query as the schema owner, "NULL" for none / SQL NULL. */
-static char *q(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *q(const char *f, ...)
-{
-    char *sql;
-    va_list ap;
-    va_start(ap, f);
-    cr_assert(vasprintf(&sql, f, ap) >= 0);
-    va_end(ap);
-    char *v = db_value(proc.db.owner_url, sql);
-    free(sql);
-    return v ? v : strdup("NULL");
-}
+/* the first value of a query as the schema owner, "NULL" for none / SQL NULL */
+#define q(...) owner_value(&proc, __VA_ARGS__)
 
 static long count_of(const char *sql) { return atol(q("%s", sql)); }
 
@@ -97,24 +70,6 @@ static char *file_text(const char *path)
 static char *data_path(const char *name)
 {
     return fmt("%s/tests/data/yang/%s", env_or_die("MASAD_TEST_ROOT"), name);
-}
-
-/* A JSON string of a text file (PEM). */
-static char *json_string_of(const char *text)
-{
-    size_t n = strlen(text);
-    char *out = malloc(2 * n + 3), *p = out;
-    *p++ = '"';
-    for (const char *s = text; *s; s++) {
-        if (*s == '\n') {
-            *p++ = '\\';
-            *p++ = 'n';
-        } else
-            *p++ = *s;
-    }
-    *p++ = '"';
-    *p = 0;
-    return out;
 }
 
 /* ---- JSON ---- */
