@@ -152,12 +152,52 @@ static void write_event(struct call *c, yajl_gen g, const PGresult *r, int row)
     json_close(g);
 }
 
-/* RFC 3339 with a time zone, as a filter value; PostgreSQL does the rest. */
+/* the number in s[at..at+len), when all of it is digits; else -1 */
+static int digits_at(const char *s, size_t at, size_t len)
+{
+    int v = 0;
+    for (size_t i = at; i < at + len; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/* An RFC 3339 date-time (§5.6) as a filter value: a real calendar date and
+ * time (§5.7: the day within its month, leap years, a leap second allowed),
+ * an optional fraction, then Z or an offset, so that PostgreSQL's cast of it
+ * cannot fail. PostgreSQL takes offsets up to 15:59, RFC 3339 up to 23:59:
+ * beyond 15:59 is refused here. */
 static bool timestamp_ok(const char *s)
 {
+    static const int month_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     size_t n = strlen(s);
-    return n >= 20 && n <= 35 && isdigit((unsigned char)s[0]) && s[4] == '-' && s[10] == 'T' &&
-           (s[n - 1] == 'Z' || s[n - 3] == ':');
+    if (n < 20 || n > 35 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+        s[16] != ':')
+        return false;
+    int year = digits_at(s, 0, 4), month = digits_at(s, 5, 2), day = digits_at(s, 8, 2);
+    int hour = digits_at(s, 11, 2), minute = digits_at(s, 14, 2), second = digits_at(s, 17, 2);
+    if (year < 1 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 ||
+        minute > 59 || second < 0 || second > 60)
+        return false;
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (day > month_days[month - 1] + (month == 2 && leap))
+        return false;
+    size_t i = 19;
+    if (s[i] == '.') {
+        size_t first = ++i;
+        while (isdigit((unsigned char)s[i]))
+            i++;
+        if (i == first)
+            return false;
+    }
+    if (s[i] == 'Z')
+        return i + 1 == n;
+    if ((s[i] != '+' && s[i] != '-') || i + 6 != n || s[i + 3] != ':')
+        return false;
+    int off_hour = digits_at(s, i + 1, 2), off_minute = digits_at(s, i + 4, 2);
+    return off_hour >= 0 && off_hour <= 15 && off_minute >= 0 && off_minute <= 59;
 }
 
 void admin_audit_list(struct job_ctx *ctx, const struct masad_request *req,

@@ -1610,8 +1610,10 @@ Test(listings, vouchers_progress_and_audit, .init = start, .fini = stop, .timeou
     cr_assert_str_eq(walk_audit(tok, "/api/v1/audit?since=2999-01-01T00:00:00Z", &pages), "");
     cr_assert_str_eq(walk_audit(tok, "/api/v1/audit?until=2000-01-01T00:00:00Z", &pages), "");
 
+    /* the last three have the shape of RFC 3339 times but name no real time */
     const char *bad_filter[] = {"since=yesterday", "until=2026-11-23", "serial_number=%20X",
-                                "owner_id=ACME", "after=garbage"};
+                                "owner_id=ACME", "after=garbage", "since=2026-02-29T00:00:00Z",
+                                "until=2026-11-23T24:00:00Z", "since=2026-13-01T00:00:00%2B01:00"};
     for (size_t i = 0; i < sizeof(bad_filter) / sizeof(*bad_filter); i++) {
         struct snapshot s = snap();
         char *p = fmt("/api/v1/audit?%s", bad_filter[i]);
@@ -1636,9 +1638,11 @@ Test(listings, vouchers_progress_and_audit, .init = start, .fini = stop, .timeou
     r = call("GET", "/api/v1/audit", NULL, NULL);
     expect_problem(r, 401, "a bearer token is required (Authorization: Bearer <token>)");
     http_result_free(&r);
+    /* each bad filter and the bad limit: one refusal each */
     cr_assert_str_eq(walk_audit(tok, "/api/v1/audit?action=audit.read", &pages),
                      "audit.read refused - - auditor\naudit.read refused - - auditor\n"
                      "audit.read refused - - auditor\naudit.read refused - - auditor\n"
                      "audit.read refused - - auditor\naudit.read refused - - auditor\n"
-                     "audit.read refused - - blind\n");
+                     "audit.read refused - - auditor\naudit.read refused - - auditor\n"
+                     "audit.read refused - - auditor\naudit.read refused - - blind\n");
 }
