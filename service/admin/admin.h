@@ -1,7 +1,7 @@
 #ifndef MASAD_ADMIN_H
 #define MASAD_ADMIN_H
 /*
- * admin/: the management API of ../shared/API.md (the contract external
+ * admin/: the management API of docs/management-api.md (the contract external
  * systems code against) on the management listener, and the `masad token`
  * commands. Every handler authenticates the bearer token against the
  * database on each call (a revoked token fails at once on every replica),

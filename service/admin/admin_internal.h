@@ -35,7 +35,7 @@ void call_init(struct call *c, struct job_ctx *ctx, const struct masad_request *
  * (401/403) is written. */
 bool call_authorize(struct call *c, const char *scope);
 
-/* Content type, size and JSON well-formedness (API.md, Conventions).
+/* Content type, size and JSON well-formedness (docs/management-api.md, Conventions).
  * false: the answer (415/413/400) is written. */
 bool call_read_json(struct call *c, size_t max_body, struct json_value **out);
 
@@ -63,7 +63,7 @@ bool check_members(struct call *c, const struct json_value *obj, const char *poi
 const char *member_string(struct call *c, const struct json_value *obj, const char *pointer,
                           const char *key, bool required, size_t max_len);
 
-/* API.md: serial_number is 1-64 X.520 PrintableString characters without
+/* docs/management-api.md: serial_number is 1-64 X.520 PrintableString characters without
  * outer spaces; owner_id 1-64 of a-z 0-9 . _ - */
 bool serial_number_valid(const char *s);
 bool owner_id_valid(const char *s);

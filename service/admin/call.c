@@ -179,7 +179,8 @@ bool call_read_json(struct call *c, size_t max_body, struct json_value **out)
     if (c->req->body_len > max_body)
         return call_refuse(c, 413, "the request body is larger than %zu bytes", max_body);
     struct masad_error err;
-    /* API.md, Conventions: nesting deeper than 32 levels and duplicate keys are malformed */
+    /* docs/management-api.md, Conventions: nesting deeper than 32 levels and
+     * duplicate keys are malformed */
     if (json_parse(c->a, c->req->body ? (const void *)c->req->body : "", c->req->body_len, 32,
                    out, &err) != 0)
         return call_refuse(c, 400, "%s", err.message);

@@ -21,7 +21,7 @@ struct device_input {
     bool existed, changed;
 };
 
-/* API.md, Devices: one device body, at `pointer`. */
+/* docs/management-api.md, Register a device: one device body, at `pointer`. */
 static void read_device(struct call *c, const struct json_value *obj, const char *pointer,
                         const char *path_serial, struct device_input *d)
 {
@@ -144,7 +144,7 @@ static bool store_devices(struct call *c, struct device_input **sorted, size_t n
     return true;
 }
 
-/* ---- one device as JSON (API.md: GET adds owner, times, counts) ---- */
+/* ---- one device as JSON (docs/management-api.md: GET adds owner, times, counts) ---- */
 
 static void write_device(struct call *c, yajl_gen g, const PGresult *r, int row)
 {

@@ -67,7 +67,8 @@ static const struct json_value *array_member(struct call *c, const struct json_v
     return v;
 }
 
-/* API.md, Owners: brski.domain_certs are CA certificates, current, one owner each. */
+/* docs/management-api.md, Create an owner: brski.domain_certs are CA
+ * certificates, current, one owner each. */
 static void read_brski(struct call *c, const struct json_value *brski, struct owner_input *in)
 {
     static const char *const fields[] = {"domain_certs", NULL};
@@ -265,7 +266,7 @@ static int add_domain_certs(struct call *c, const char *owner, const struct owne
     return store_exec(c->ctx->db, c->a, "owner_certs_add", 6, params, NULL, err);
 }
 
-/* API.md: a domain certificate belongs to one owner only (409). */
+/* docs/management-api.md: a domain certificate belongs to one owner only (409). */
 static bool certs_free_for(struct call *c, const char *owner, const struct owner_input *in)
 {
     const char *spki[MAX_CERTS];

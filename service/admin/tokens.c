@@ -1,5 +1,5 @@
 /* `masad token create|list|revoke`: management API tokens. A token is 256
- * random bits shown once; only its SHA-256 is stored (API.md). */
+ * random bits shown once; only its SHA-256 is stored (docs/management-api.md). */
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pwd.h>

@@ -32,7 +32,8 @@ struct brski_claim {
     bool proximity;                /* RFC 8995 §5.5.5 */
 };
 
-/* The domain (owner) a registrar's chain reaches, if any (API.md, Owners). */
+/* The domain (owner) a registrar's chain reaches, if any
+ * (docs/management-api.md, Create an owner). */
 struct brski_domain {
     const char *owner;             /* NULL: no registered domain certificate */
     X509 *cert;                    /* the matched domain certificate */

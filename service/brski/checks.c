@@ -245,7 +245,7 @@ static bool adopt(struct brski_call *c, struct brski_domain *domain, PGresult *r
     return domain->cert != NULL;
 }
 
-/* API.md, Owners: the owner whose domain certificate the registrar's
+/* docs/management-api.md, Create an owner: the owner whose domain certificate the registrar's
  * signing certificate chains to (by public key), the nearest one first. */
 bool brski_find_domain(struct brski_call *c, const struct brski_claim *claim,
                        struct brski_domain *domain)

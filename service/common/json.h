@@ -32,7 +32,7 @@ char *json_finish(yajl_gen g, struct arena *a, size_t *len);
 
 /* ---- reading untrusted JSON ----
  * json_parse() builds a tree in an arena with yajl's event parser, refusing
- * what API.md calls malformed before anything uses it: invalid UTF-8,
+ * what docs/management-api.md calls malformed before anything uses it: invalid UTF-8,
  * comments, trailing data, nesting deeper than max_depth, a duplicate key
  * in an object, and objects with more than JSON_MAX_MEMBERS members. */
 #define JSON_MAX_MEMBERS 1024

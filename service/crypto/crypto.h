@@ -136,7 +136,7 @@ int crypto_content_info(const char *oid, const void *data, size_t len, struct ar
 /* A degenerate CMS SignedData holding certificates only (RFC 8572 §3.2). */
 int crypto_certs_only(STACK_OF(X509) *certs, struct arena *a, unsigned char **der, size_t *der_len);
 
-/* API.md: a device's SZTP password is kept as SHA-256(salt || password). */
+/* docs/management-api.md: a device's SZTP password is kept as SHA-256(salt || password). */
 void crypto_password_digest(const unsigned char *salt, size_t salt_len, const char *password,
                             unsigned char out[32]);
 /* Compares in constant time; salt and hash as hex (either may be NULL). */

@@ -30,7 +30,7 @@ const struct route edge_routes[] = {
      NULL, edge_host_meta},
 #define MGMT(method, path, max_body, handler) \
     {path, LISTENER_MANAGEMENT, method, path, max_body, ERRORS_PROBLEM, handler, NULL}
-    /* ../shared/API.md; docs/openapi.json lists the same set (tested) */
+    /* docs/management-api.md; docs/openapi.json lists the same set (tested) */
     MGMT("PUT", "/api/v1/devices/{serial_number}", ADMIN_MAX_BODY, admin_device_put),
     MGMT("GET", "/api/v1/devices/{serial_number}", 0, admin_device_get),
     MGMT("GET", "/api/v1/devices", 0, admin_device_list),

@@ -1,6 +1,6 @@
 #include "store/store_internal.h"
 
-/* RFC 3339 UTC with Z, as API.md's timestamps */
+/* RFC 3339 UTC with Z, as docs/management-api.md's timestamps */
 #define TS(x) "to_char(" x " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 #define HEX_ARRAY(p) "ARRAY(SELECT decode(x, 'hex') FROM unnest(" p "::text[]) WITH ORDINALITY AS t(x, n) ORDER BY n)"
 

@@ -1,5 +1,5 @@
 /*
- * The management API (../shared/API.md), black-box: a real masad on free
+ * The management API (docs/management-api.md), black-box: a real masad on free
  * ports with a database of its own, API tokens made with `masad token`,
  * and the database inspected directly to see what was (not) stored.
  */
@@ -73,8 +73,8 @@ struct snapshot {
 
 static struct snapshot snap(void) { return (struct snapshot){data_digest(), audit_count()}; }
 
-/* API.md, Errors: "A rejected call changes nothing but the audit log, where
- * authenticated refusals are recorded." */
+/* docs/management-api.md, Errors: a rejected call changes nothing but the
+ * audit log, which records refusals of calls made with a valid token. */
 static void expect_refusal_recorded(struct snapshot s, const char *action, const char *actor)
 {
     cr_assert_str_eq(data_digest(), s.data, "a refused %s changed data", action);
@@ -213,7 +213,7 @@ static bool rfc3339_utc(const char *s)
     return ok;
 }
 
-/* API.md, Errors: every refusal is application/problem+json with type, title,
+/* docs/management-api.md, Errors: every refusal is application/problem+json with type, title,
  * status and detail. Returns the parsed problem. */
 static yajl_val expect_problem_at(int line, const struct http_result *r, int status,
                                   const char *detail)
@@ -1091,7 +1091,7 @@ static void expect_all_answered(struct racer *racers, bool batch, long *created)
             if (!failed++)
                 first = fmt("racer %d round %d: %ld %s", i, k, st, racers[i].failure[k]);
         }
-    /* API.md, Ownership: concurrent assignments queue up, each answering 201 or 200 */
+    /* concurrent assignments queue up, each answering 201 or 200 */
     cr_assert_eq(failed, 0, "%d of %d concurrent %s failed; the first: %s; masad logged: %s", failed,
                  RACERS * ROUNDS, batch ? "batches" : "assignments", first,
                  log_line("database error"));

@@ -1,4 +1,4 @@
-/* The strict reader of untrusted JSON (API.md, Conventions). */
+/* The strict reader of untrusted JSON (docs/management-api.md, Conventions). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
