@@ -169,6 +169,7 @@ void test_identity(struct job_ctx *ctx, const struct masad_request *req, struct 
 void test_echo(struct job_ctx *ctx, const struct masad_request *req, struct masad_response *res);
 void test_sleep(struct job_ctx *ctx, const struct masad_request *req, struct masad_response *res);
 void test_db(struct job_ctx *ctx, const struct masad_request *req, struct masad_response *res);
+void test_log(struct job_ctx *ctx, const struct masad_request *req, struct masad_response *res);
 void test_sign(struct job_ctx *ctx, const struct masad_request *req, struct masad_response *res);
 #endif
 

@@ -145,8 +145,8 @@ static void run_job(struct job_ctx *ctx, struct job *j)
     metrics_job_thread_state(false, store_connected(ctx->db));
     keep_response(j, &res);
     arena_reset(ctx->arena);
+    log_set_request(NULL, NULL); /* the id lives in the job, which the loop frees */
     edge_job_done(j);
-    log_set_request(NULL, NULL);
 }
 
 static void *job_thread(void *arg)

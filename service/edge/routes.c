@@ -59,6 +59,7 @@ const struct route edge_routes[] = {
     {"/_test/large", BOTH, "POST", "/_test/large", 256 * 1024, ERRORS_PLAIN, test_echo, NULL},
     {"/_test/sleep", BOTH, "GET", "/_test/sleep", 0, ERRORS_PLAIN, test_sleep, NULL},
     {"/_test/db", BOTH, "GET", "/_test/db", 0, ERRORS_PLAIN, test_db, NULL},
+    {"/_test/log", BOTH, "GET", "/_test/log", 0, ERRORS_PLAIN, test_log, NULL},
     {"/_test/sign", BOTH, "POST", "/_test/sign", 65536, ERRORS_PLAIN, test_sign, NULL},
 #endif
 };

@@ -250,13 +250,22 @@ Test(requests, diagnostics_carry_the_request_id, .timeout = 60)
         .device_extra = "\"client-certificate-headers\": {\"trusted-proxies\": [\"192.0.2.0/24\"]}"};
     cr_assert(masad_start(&proc, &o), "%s", read_text(proc.stderr_path));
     struct http_opts h = {.extra_header = "Client-Cert: :AAAA:", .extra_header2 = "X-Request-Id: diag-1"};
-    struct http_result r = http(&proc, "/_test/identity", &h);
+    struct http_result r = http(&proc, "/_test/identity", &h); /* logs on the event loop */
     expect(&r, 200, NULL);
+    h = (struct http_opts){.extra_header = "X-Request-Id: diag-2",
+                           .extra_header2 = "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"};
+    r = http(&proc, "/_test/log", &h); /* logs on a job thread */
+    expect(&r, 200, "logged\n");
     stop();
     char *err = read_text(proc.stderr_path);
     char *line = strstr(err, "client certificate headers from 127.0.0.1 ignored");
     cr_assert(line, "%s", err);
-    cr_assert(strstr(line, "\"request_id\":\"diag-1\"}"), "%s", line);
+    line = strndup(line, strcspn(line, "\n"));
+    cr_assert(strstr(line, "ignored: not a trusted proxy\",\"request_id\":\"diag-1\"}"), "%s", line);
+    cr_assert(strstr(err, "\"msg\":\"a diagnostic from a job thread\",\"request_id\":\"diag-2\","
+                          "\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\"}\n"), "%s", err);
+    /* the lines of other work carry none */
+    cr_assert(strstr(err, "\"msg\":\"stopped: every accepted request was answered\"}\n"), "%s", err);
 }
 
 /* ---- HEAD, gzip, OpenAPI ---- */
