@@ -131,7 +131,8 @@ static bool store_devices(struct call *c, struct device_input **sorted, size_t n
         return call_fail(c, &err);
     const char *etag;
     if (conditional && c->req->if_match &&
-        (!current_etag(c, "device_get", sorted[0]->serial, write_device, &etag) || !call_check_if_match(c, etag)))
+        (!current_etag(c, "device_get", sorted[0]->serial, write_device, &etag) ||
+         !call_check_if_match(c, etag)))
         return false;
     merge_existing(c, sorted, n, existing);
     const char **products = arena_alloc(c->a, n * sizeof(char *));

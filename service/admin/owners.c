@@ -308,7 +308,8 @@ static bool store_owner(struct call *c, const char *owner, const struct owner_in
         return call_fail(c, &err);
     *created = PQntuples(lock) == 0 || strcmp(PQgetvalue(lock, 0, 0), "t") != 0;
     const char *etag;
-    if (c->req->if_match && (!current_etag(c, "owner_get", owner, write_owner, &etag) || !call_check_if_match(c, etag)))
+    if (c->req->if_match && (!current_etag(c, "owner_get", owner, write_owner, &etag) ||
+                             !call_check_if_match(c, etag)))
         return false;
     if (in->cert_count && !certs_free_for(c, owner, in))
         return false;
@@ -502,7 +503,8 @@ void admin_owner_delete(struct job_ctx *ctx, const struct masad_request *req,
         return;
     }
     const char *etag;
-    if (req->if_match && (!current_etag(&c, "owner_get", owner, write_owner, &etag) || !call_check_if_match(&c, etag)))
+    if (req->if_match && (!current_etag(&c, "owner_get", owner, write_owner, &etag) ||
+                          !call_check_if_match(&c, etag)))
         return;
     if (store_exec(ctx->db, c.a, "owner_devices_count", 1, id, &owned, &err) != 0) {
         call_fail(&c, &err);

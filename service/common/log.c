@@ -2,9 +2,9 @@
 
 #include <stdarg.h>
 #include <stdatomic.h>
-#include <sys/mman.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>

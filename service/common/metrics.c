@@ -102,8 +102,11 @@ void metrics_voucher(const char *protocol, int status)
 
 void metrics_sztp_answer(const char *kind, bool is_signed)
 {
-    int k = !strcmp(kind, "redirect") ? KIND_REDIRECT : !strcmp(kind, "onboarding") ? KIND_ONBOARDING
-                                                                                   : KIND_ERROR;
+    int k = KIND_ERROR;
+    if (!strcmp(kind, "redirect"))
+        k = KIND_REDIRECT;
+    else if (!strcmp(kind, "onboarding"))
+        k = KIND_ONBOARDING;
     atomic_fetch_add_explicit(&sztp_answers[k][is_signed], 1, memory_order_relaxed);
 }
 

@@ -431,7 +431,8 @@ void edge_healthz(struct edge_loop *loop, h2o_req_t *req, const struct edge_answ
 void edge_readiness_report(struct readiness *r, enum readiness_state state, const char *why)
 {
     static const char *const what[] = {
-        [READINESS_STALE] = "no job thread has probed the database and the signing key in the last second",
+        [READINESS_STALE] =
+            "no job thread has probed the database and the signing key in the last second",
         [READINESS_NO_DATABASE] = "the database is unavailable",
         [READINESS_NO_SIGNER] = "the signing key is unavailable",
     };

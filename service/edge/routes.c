@@ -143,7 +143,9 @@ int route_find(enum listener_kind listener, const char *method, size_t method_le
 void route_metrics_init(void)
 {
     static const char *names[METRICS_MAX_ROUTES], *methods[METRICS_MAX_ROUTES];
-    size_t n = edge_route_count < METRICS_MAX_ROUTES - 1 ? edge_route_count : METRICS_MAX_ROUTES - 1;
+    size_t n = edge_route_count;
+    if (n > METRICS_MAX_ROUTES - 1)
+        n = METRICS_MAX_ROUTES - 1;
     for (size_t i = 0; i < n; i++) {
         names[i] = edge_routes[i].name;
         methods[i] = edge_routes[i].method;
