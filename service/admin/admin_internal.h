@@ -85,6 +85,29 @@ typedef void (*row_writer)(struct call *c, yajl_gen g, const PGresult *r, int ro
 void answer_list(struct call *c, const char *statement, int nparams, const char **params,
                  long limit, const char *name, row_writer write);
 
+/* ---- batch.c ---- */
+/* A serial number twice in one batch is a 422: names every later entry of
+ * list (the batch's member `name`) with the place of the first. Run before
+ * the entries are checked, so that the first refusal lists them all. */
+void batch_duplicates(struct call *c, const struct json_value *list, const char *name);
+
+/* ---- conditional.c: ETag and If-Match (RFC 9110 §8.8.3, §13.1.1) ---- */
+/* The strong ETag of a representation (a digest of its bytes). */
+const char *etag_of(struct call *c, const char *body, size_t len);
+/* Whether an If-Match field value holds for the current ETag (NULL: the
+ * resource has no current representation). */
+bool if_match_holds(const char *field, const char *current);
+/* true when the request has no If-Match or it holds; else answers 412
+ * (rolling back what was begun) and returns false. */
+bool call_check_if_match(struct call *c, const char *current);
+/* The ETag of the representation that `statement` (one row for `key`) and
+ * `write` give, into *etag; NULL when there is no row. false: the database
+ * failed (answered). */
+bool current_etag(struct call *c, const char *statement, const char *key, row_writer write,
+                  const char **etag);
+/* Answers status with the JSON that g holds and its ETag. */
+void call_answer_tagged(struct call *c, int status, yajl_gen g);
+
 /* A result value, NULL for SQL NULL. */
 const char *pq_value(const PGresult *r, int row, int col);
 

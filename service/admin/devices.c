@@ -113,9 +113,12 @@ static int audit_devices(struct call *c, struct device_input **sorted, size_t n,
                              "ok", serials, NULL, k, NULL, err);
 }
 
+static void write_device(struct call *c, yajl_gen g, const PGresult *r, int row);
+
 /* Creates or replaces the devices in one transaction; sorted is d in
- * serial order without duplicates. */
-static bool store_devices(struct call *c, struct device_input **sorted, size_t n)
+ * serial order without duplicates. With conditional (one device's PUT),
+ * the request's If-Match is checked against the locked device first. */
+static bool store_devices(struct call *c, struct device_input **sorted, size_t n, bool conditional)
 {
     struct masad_error err;
     const char **serials = arena_alloc(c->a, n * sizeof(*serials));
@@ -126,6 +129,11 @@ static bool store_devices(struct call *c, struct device_input **sorted, size_t n
     if (store_begin(c->ctx->db, &err) != 0 ||
         store_exec(c->ctx->db, c->a, "devices_lock", 1, lock, &existing, &err) != 0)
         return call_fail(c, &err);
+    const char *etag;
+    if (conditional && c->req->if_match &&
+        (!current_etag(c, "device_get", sorted[0]->serial, write_device, &etag) ||
+         !call_check_if_match(c, etag)))
+        return false;
     merge_existing(c, sorted, n, existing);
     const char **products = arena_alloc(c->a, n * sizeof(char *));
     const char **salts = arena_alloc(c->a, n * sizeof(char *));
@@ -184,7 +192,7 @@ static void answer_device(struct call *c, int status, const char *serial)
     }
     yajl_gen g = json_gen_new();
     write_device(c, g, r, 0);
-    call_answer_json(c, status, g);
+    call_answer_tagged(c, status, g);
 }
 
 void admin_device_put(struct job_ctx *ctx, const struct masad_request *req,
@@ -210,7 +218,7 @@ void admin_device_put(struct job_ctx *ctx, const struct masad_request *req,
         return;
     }
     struct device_input *one = &d;
-    if (!store_devices(&c, &one, 1))
+    if (!store_devices(&c, &one, 1, true))
         return;
     answer_device(&c, d.existed ? 200 : 201, d.serial);
 }
@@ -249,18 +257,6 @@ void admin_device_list(struct job_ctx *ctx, const struct masad_request *req,
     answer_list(&c, "device_list", 3, params, limit, "devices", write_device);
 }
 
-/* A serial twice in one batch is a 422 naming both places. */
-static void find_duplicates(struct call *c, struct device_input **sorted, size_t n,
-                            const struct device_input *base)
-{
-    for (size_t i = 1; i < n; i++)
-        if (!strcmp(sorted[i]->serial, sorted[i - 1]->serial)) {
-            size_t a = (size_t)(sorted[i - 1] - base), b = (size_t)(sorted[i] - base);
-            call_field_error(c, arena_printf(c->a, "/devices/%zu/serial_number", a > b ? a : b),
-                             "appears twice in the batch (also at /devices/%zu)", a > b ? b : a);
-        }
-}
-
 void admin_device_batch(struct job_ctx *ctx, const struct masad_request *req,
                         struct masad_response *res)
 {
@@ -281,27 +277,30 @@ void admin_device_batch(struct job_ctx *ctx, const struct masad_request *req,
     size_t n = list->count;
     struct device_input *d = arena_alloc(c.a, n * sizeof(*d));
     struct device_input **sorted = arena_alloc(c.a, n * sizeof(*sorted));
+    batch_duplicates(&c, list, "devices");
     for (size_t i = 0; i < n && c.error_count < ADMIN_MAX_ERRORS; i++) {
         read_device(&c, list->items[i], arena_printf(c.a, "/devices/%zu", i), NULL, &d[i]);
         sorted[i] = &d[i];
-    }
-    if (!c.error_count) {
-        qsort(sorted, n, sizeof(*sorted), by_serial);
-        find_duplicates(&c, sorted, n, d);
     }
     if (c.error_count) {
         call_refuse(&c, 422, "the batch is invalid: nothing was stored");
         return;
     }
-    if (!store_devices(&c, sorted, n))
+    qsort(sorted, n, sizeof(*sorted), by_serial);
+    if (!store_devices(&c, sorted, n, false))
         return;
-    size_t created = 0;
-    for (size_t i = 0; i < n; i++)
+    size_t created = 0, updated = 0;
+    for (size_t i = 0; i < n; i++) {
         created += !d[i].existed;
+        updated += d[i].existed && d[i].changed;
+    }
+    /* an identical device is neither rewritten nor audited (devices_upsert,
+     * audit_devices): it is reported as such */
     yajl_gen g = json_gen_new();
     json_open(g);
     json_kv_int(g, "created", (long long)created);
-    json_kv_int(g, "updated", (long long)(n - created));
+    json_kv_int(g, "updated", (long long)updated);
+    json_kv_int(g, "unchanged", (long long)(n - created - updated));
     json_close(g);
     call_answer_json(&c, 200, g);
 }

@@ -57,6 +57,7 @@ void answer_list(struct call *c, const char *statement, int nparams, const char 
     json_kv_str(g, "next", rows > limit ? make_cursor(c, PQgetvalue(r, shown - 1, 0)) : NULL);
     json_close(g);
     call_answer_json(c, 200, g);
+    c->res->compressible = true; /* gzip when the client accepts it (the edge) */
 }
 
 static void write_voucher(struct call *c, yajl_gen g, const PGresult *r, int row)

@@ -296,6 +296,8 @@ static const char *brski_text(struct call *c, const struct owner_input *in)
     return json_finish(g, c->a, NULL);
 }
 
+static void write_owner(struct call *c, yajl_gen g, const PGresult *r, int row);
+
 static bool store_owner(struct call *c, const char *owner, const struct owner_input *in,
                         bool *created)
 {
@@ -306,6 +308,10 @@ static bool store_owner(struct call *c, const char *owner, const struct owner_in
         store_exec(c->ctx->db, c->a, "owner_lock", 1, id, &lock, &err) != 0)
         return call_fail(c, &err);
     *created = PQntuples(lock) == 0 || strcmp(PQgetvalue(lock, 0, 0), "t") != 0;
+    const char *etag;
+    if (c->req->if_match && (!current_etag(c, "owner_get", owner, write_owner, &etag) ||
+                             !call_check_if_match(c, etag)))
+        return false;
     if (in->cert_count && !certs_free_for(c, owner, in))
         return false;
     const char *params[] = {owner, in->display_name, brski_text(c, in),
@@ -416,7 +422,7 @@ static void answer_owner(struct call *c, int status, const char *owner)
     }
     yajl_gen g = json_gen_new();
     write_owner(c, g, r, 0);
-    call_answer_json(c, status, g);
+    call_answer_tagged(c, status, g);
 }
 
 static const char *owner_from_path(struct call *c, int invalid_status)
@@ -497,6 +503,10 @@ void admin_owner_delete(struct job_ctx *ctx, const struct masad_request *req,
         call_refuse(&c, 404, "no owner \"%s\" exists", owner);
         return;
     }
+    const char *etag;
+    if (req->if_match && (!current_etag(&c, "owner_get", owner, write_owner, &etag) ||
+                          !call_check_if_match(&c, etag)))
+        return;
     if (store_exec(ctx->db, c.a, "owner_devices_count", 1, id, &owned, &err) != 0) {
         call_fail(&c, &err);
         return;

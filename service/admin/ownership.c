@@ -330,17 +330,6 @@ void admin_ownership_get(struct job_ctx *ctx, const struct masad_request *req,
     answer_history(&c, 200, serial);
 }
 
-static void find_duplicates(struct call *c, struct assignment **sorted, size_t n,
-                            const struct assignment *base)
-{
-    for (size_t i = 1; i < n; i++)
-        if (!strcmp(sorted[i]->serial, sorted[i - 1]->serial)) {
-            size_t a = (size_t)(sorted[i - 1] - base), b = (size_t)(sorted[i] - base);
-            call_field_error(c, arena_printf(c->a, "/assignments/%zu/serial_number", a > b ? a : b),
-                             "appears twice in the batch (also at /assignments/%zu)", a > b ? b : a);
-        }
-}
-
 void admin_ownership_batch(struct job_ctx *ctx, const struct masad_request *req,
                            struct masad_response *res)
 {
@@ -361,14 +350,13 @@ void admin_ownership_batch(struct job_ctx *ctx, const struct masad_request *req,
     size_t n = list->count;
     struct assignment *as = arena_alloc(c.a, n * sizeof(*as));
     struct assignment **sorted = arena_alloc(c.a, n * sizeof(*sorted));
+    batch_duplicates(&c, list, "assignments");
     for (size_t i = 0; i < n && c.error_count < ADMIN_MAX_ERRORS; i++) {
         read_assignment(&c, list->items[i], arena_printf(c.a, "/assignments/%zu", i), true, &as[i]);
         sorted[i] = &as[i];
     }
-    if (!c.error_count) {
+    if (!c.error_count)
         qsort(sorted, n, sizeof(*sorted), by_serial);
-        find_duplicates(&c, sorted, n, as);
-    }
     if (c.error_count) {
         call_refuse(&c, 422, "the batch is invalid: nothing was stored");
         return;

@@ -6,6 +6,7 @@
 #include "audit/audit.h"
 #include "common/base64.h"
 #include "common/json.h"
+#include "common/metrics.h"
 #include "crypto/crypto.h"
 #include "store/store.h"
 
@@ -51,6 +52,8 @@ int audit_checkpoint_maybe(struct store_conn *db, struct crypto_signer *signer, 
         return -1;
     if (store_exec(db, a, "audit_checkpoint_due", 0, NULL, &state, err) != 0)
         goto fail;
+    if (!PQgetisnull(state, 0, 2))
+        metrics_checkpoint_age(atoll(PQgetvalue(state, 0, 2)));
     if (!due(state, every_events, every_seconds)) {
         store_rollback(db);
         return 0;
@@ -67,6 +70,7 @@ int audit_checkpoint_maybe(struct store_conn *db, struct crypto_signer *signer, 
     if (store_exec(db, a, "audit_checkpoint_add", 3, params, NULL, err) != 0 ||
         store_commit(db, err) != 0)
         goto fail;
+    metrics_checkpoint_age(0);
     return 1;
 fail:
     store_rollback(db);

@@ -12,6 +12,7 @@
 #include "brski/brski_internal.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "crypto/crypto.h"
 #include "store/store.h"
 
@@ -25,6 +26,8 @@ bool brski_refuse(struct brski_call *c, int status, const char *fmt, ...)
     vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
     store_rollback(c->ctx->db);
+    if (!strcmp(c->action, "voucher.refuse"))
+        metrics_voucher("brski", status);
     if (status != 503) {
         yajl_gen g = json_gen_new();
         json_open(g);

@@ -10,6 +10,7 @@
 #include "common/base64.h"
 #include "common/config.h"
 #include "common/json.h"
+#include "common/metrics.h"
 #include "crypto/crypto.h"
 #include "store/store.h"
 
@@ -150,6 +151,7 @@ static bool issue(struct brski_call *c, const struct brski_claim *claim, const s
         audit_append(c->ctx->db, c->a, &e, &err) != 0 || store_commit(c->ctx->db, &err) != 0)
         return brski_refuse(c, err.status, "%s", err.message);
     response_set(c->res, c->a, 200, "application/voucher-cms+json", cms, cms_len);
+    metrics_voucher("brski", 200);
     return true;
 }
 

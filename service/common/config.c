@@ -103,6 +103,8 @@ static void fill(struct config *c, const struct lyd_node *t)
     c->log_level = parse_level(leaf(t, "/masad-config:service/log-level"));
     c->device.address = dup_or_null(leaf(t, "/masad-config:listeners/device/address"));
     c->device.port = (uint16_t)leaf_uint(t, "/masad-config:listeners/device/port");
+    const char *metrics = leaf(t, "/masad-config:listeners/device/metrics");
+    c->device_metrics = metrics && !strcmp(metrics, "true");
     c->management.address = dup_or_null(leaf(t, "/masad-config:listeners/management/address"));
     c->management.port = (uint16_t)leaf_uint(t, "/masad-config:listeners/management/port");
     c->tls_certificate = resolve_path(c->path, leaf(t, "/masad-config:tls/certificate"));

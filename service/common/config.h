@@ -46,6 +46,7 @@ struct config {
     enum log_level log_level;
     struct config_listener device;
     struct config_listener management;
+    bool device_metrics;        /* /metrics on the device listener too */
     char *tls_certificate;      /* absolute or relative to the cwd */
     char *tls_private_key;
     char *database_url;         /* NULL when neither file nor environment has one */

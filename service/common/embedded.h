@@ -13,5 +13,7 @@ extern const struct embedded_file embedded_migrations[];
 extern const size_t embedded_migrations_count;
 extern const struct embedded_file embedded_yang[];
 extern const size_t embedded_yang_count;
+extern const struct embedded_file embedded_docs[];   /* openapi.json */
+extern const size_t embedded_docs_count;
 
 #endif

@@ -10,6 +10,7 @@
  * allocated from ctx->arena, which outlives the handler until the answer
  * has been sent.
  */
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/arena.h"
@@ -39,6 +40,9 @@ struct masad_request {
     const char *content_type;    /* header values, or NULL when absent */
     const char *accept;
     const char *authorization;
+    const char *if_match;        /* RFC 9110 §13.1.1 */
+    const char *accept_encoding;
+    const char *trace_id;        /* W3C Trace Context trace-id, or NULL */
     const unsigned char *body;   /* NULL when there is none */
     size_t body_len;
     const char *peer;            /* peer address as text */
@@ -67,6 +71,8 @@ struct masad_response {
     size_t body_len;
     struct response_header headers[RESPONSE_MAX_HEADERS];
     size_t header_count;
+    /* the edge may gzip the body for a client that accepts it (listings) */
+    bool compressible;
 };
 
 /* What a job thread gives each handler. One per job thread; nothing in it

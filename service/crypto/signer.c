@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "crypto/pkcs11_uri.h"
 
 struct crypto_signer {
@@ -226,7 +228,9 @@ int crypto_signer_open(const struct crypto_signer_options *o, struct crypto_sign
         goto fail;
     s->cert = sk_X509_shift(certs);
     s->chain = certs;
+    log_capture_stderr_begin(); /* libp11 and modules write their complaints there */
     int rc = strncmp(o->key, "pkcs11:", 7) == 0 ? open_pkcs11(s, o, err) : open_file(s, o->key, err);
+    log_capture_stderr_end("pkcs11");
     if (rc != 0 || check_pair(s, err) != 0)
         goto fail;
     *out = s;
@@ -244,11 +248,13 @@ void crypto_signer_free(struct crypto_signer *s)
     X509_free(s->cert);
     sk_X509_pop_free(s->chain, X509_free);
     if (s->p11) {
+        log_capture_stderr_begin();
         if (s->slots)
             PKCS11_release_all_slots(s->p11, s->slots, s->slot_count);
         if (s->module_loaded)
             PKCS11_CTX_unload(s->p11);
         PKCS11_CTX_free(s->p11);
+        log_capture_stderr_end("pkcs11");
     }
     free(s);
 }
@@ -270,6 +276,8 @@ int crypto_cms_sign(struct crypto_signer *s, struct arena *a, const void *conten
                     const char *econtent_oid, unsigned char **der, size_t *der_len,
                     struct masad_error *err)
 {
+    struct timespec started, ended;
+    clock_gettime(CLOCK_MONOTONIC, &started);
     BIO *in = BIO_new_mem_buf(content, (int)len);
     ASN1_OBJECT *oid = OBJ_txt2obj(econtent_oid, 1);
     unsigned char *buf = NULL;
@@ -282,6 +290,9 @@ int crypto_cms_sign(struct crypto_signer *s, struct arena *a, const void *conten
     CMS_ContentInfo_free(cms);
     ASN1_OBJECT_free(oid);
     BIO_free(in);
+    clock_gettime(CLOCK_MONOTONIC, &ended);
+    metrics_signer((ended.tv_sec - started.tv_sec) * 1000000LL +
+                   (ended.tv_nsec - started.tv_nsec) / 1000);
     if (n <= 0) {
         error_set(err, 503, "signer", "CMS signing failed");
         error_add_openssl(err);

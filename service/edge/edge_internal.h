@@ -22,6 +22,7 @@ struct edge_answer {
     const char *request_id;
     const char *client_subject;
     enum listener_kind listener;
+    const char *trace_id;       /* W3C traceparent's trace-id, or NULL */
 };
 
 typedef void (*inline_handler)(struct edge_loop *loop, h2o_req_t *req, const struct edge_answer *a);
@@ -72,7 +73,15 @@ struct readiness {
     atomic_bool db_ok;
     atomic_bool hsm_ok;
     _Atomic long long claimed_at_ms;  /* a thread has taken the next probe */
+    atomic_int reported;              /* the last state logged: enum readiness_state */
 };
+
+enum readiness_state {
+    READINESS_UNKNOWN, READINESS_READY, READINESS_STALE, READINESS_NO_DATABASE, READINESS_NO_SIGNER
+};
+/* Logs a change of readiness once: a loss with why (may be NULL), then its
+ * recovery. Any thread. */
+void edge_readiness_report(struct readiness *r, enum readiness_state state, const char *why);
 
 struct job_pool;
 struct job_pool *jobs_start(const struct config *cfg, struct crypto_signer *signer,
@@ -149,6 +158,10 @@ void edge_healthz(struct edge_loop *loop, h2o_req_t *req, const struct edge_answ
 void edge_readyz(struct edge_loop *loop, h2o_req_t *req, const struct edge_answer *a);
 void edge_metrics(struct edge_loop *loop, h2o_req_t *req, const struct edge_answer *a);
 void edge_host_meta(struct edge_loop *loop, h2o_req_t *req, const struct edge_answer *a);
+void edge_openapi(struct edge_loop *loop, h2o_req_t *req, const struct edge_answer *a);
+
+/* Registers each route's (name, method) as its metrics labels. */
+void route_metrics_init(void);
 
 /* ---- test_routes.c (test builds only) ---- */
 #ifdef MASAD_TEST_ROUTES
@@ -156,6 +169,7 @@ void test_identity(struct job_ctx *ctx, const struct masad_request *req, struct 
 void test_echo(struct job_ctx *ctx, const struct masad_request *req, struct masad_response *res);
 void test_sleep(struct job_ctx *ctx, const struct masad_request *req, struct masad_response *res);
 void test_db(struct job_ctx *ctx, const struct masad_request *req, struct masad_response *res);
+void test_log(struct job_ctx *ctx, const struct masad_request *req, struct masad_response *res);
 void test_sign(struct job_ctx *ctx, const struct masad_request *req, struct masad_response *res);
 #endif
 

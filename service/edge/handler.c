@@ -1,7 +1,10 @@
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "common/embedded.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -41,29 +44,44 @@ static size_t path_length(const h2o_req_t *req)
 }
 
 
-/* Every answer leaves through here: headers, body, access log, metrics. */
+static bool has_header(const struct masad_response *r, const char *name)
+{
+    for (size_t i = 0; i < r->header_count; i++)
+        if (!strcasecmp(r->headers[i].name, name))
+            return true;
+    return false;
+}
+
+static void add_header(h2o_req_t *req, const char *name, const char *value)
+{
+    h2o_iovec_t v = h2o_strdup(&req->pool, value, SIZE_MAX);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 1, NULL, v.base,
+                          v.len);
+}
+
+/* Every answer leaves through here: headers, body, access log, metrics.
+ * A HEAD request gets the headers its GET would get, without the body
+ * (RFC 9110 §9.3.2; h2o_send_inline leaves the body out). */
 static void send_answer(h2o_req_t *req, const struct edge_answer *a, const struct masad_response *r)
 {
     req->res.status = r->status;
     req->res.reason = http_reason(r->status);
-    if (r->content_type) {
-        h2o_iovec_t ct = h2o_strdup(&req->pool, r->content_type, SIZE_MAX);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ct.base, ct.len);
+    if (r->content_type)
+        add_header(req, "content-type", r->content_type);
+    for (size_t i = 0; i < r->header_count; i++)
+        add_header(req, r->headers[i].name, r->headers[i].value);
+    if (r->status == 503 && !has_header(r, "retry-after")) { /* RFC 9110 §10.2.3 */
+        char retry[16];
+        snprintf(retry, sizeof(retry), "%u", loop_of(req)->edge->cfg->retry_after);
+        add_header(req, "retry-after", retry);
     }
-    for (size_t i = 0; i < r->header_count; i++) {
-        h2o_iovec_t v = h2o_strdup(&req->pool, r->headers[i].value, SIZE_MAX);
-        h2o_add_header_by_str(&req->pool, &req->res.headers, r->headers[i].name,
-                              strlen(r->headers[i].name), 1, NULL, v.base, v.len);
-    }
-    h2o_iovec_t id = h2o_strdup(&req->pool, a->request_id, SIZE_MAX);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
-                          id.base, id.len);
+    add_header(req, "x-request-id", a->request_id);
     long long us = edge_now_us() - a->started_us;
     char peer[INET6_ADDRSTRLEN];
     struct access_entry e = {
         a->request_id, listener_name(a->listener), NULL, req->path.base, path_length(req),
         req->version >= 0x200 ? "HTTP/2" : "HTTP/1.1", r->status, r->body_len, us,
-        a->client_subject, peer_address(req, peer, sizeof(peer))};
+        a->client_subject, peer_address(req, peer, sizeof(peer)), a->trace_id};
     char method[16];
     snprintf(method, sizeof(method), "%.*s", (int)req->method.len, req->method.base);
     e.method = method;
@@ -148,6 +166,8 @@ static void copy_request(struct job *j, h2o_req_t *req, enum listener_kind liste
     r->content_type = find_header(req, H2O_TOKEN_CONTENT_TYPE, a);
     r->accept = find_header(req, H2O_TOKEN_ACCEPT, a);
     r->authorization = find_header(req, H2O_TOKEN_AUTHORIZATION, a);
+    r->if_match = find_header(req, H2O_TOKEN_IF_MATCH, a);
+    r->accept_encoding = find_header(req, H2O_TOKEN_ACCEPT_ENCODING, a);
     if (req->entity.base) {
         r->body = arena_memdup(a, req->entity.base, req->entity.len);
         r->body_len = req->entity.len;
@@ -175,6 +195,7 @@ static void hand_off(struct edge_loop *loop, h2o_req_t *req, struct edge_answer 
     j->route = a->route;
     j->started_us = a->started_us;
     j->request.request_id = a->request_id;
+    j->request.trace_id = a->trace_id;
     j->client_subject = a->client_subject;
     copy_request(j, req, a->listener);
     if (client_identity(j, req, ssl) != 0) {
@@ -190,11 +211,63 @@ static void hand_off(struct edge_loop *loop, h2o_req_t *req, struct edge_answer 
         *j->req_slot = NULL;
         atomic_fetch_sub(&loop->edge->in_flight, 1);
         metrics_queue_rejected();
-        char retry[16];
-        snprintf(retry, sizeof(retry), "%u", loop->edge->cfg->retry_after);
-        answer_error(req, a, style, 503, "the service is busy: retry later", "retry-after", retry);
+        answer_error(req, a, style, 503, "the service is busy: retry later", NULL, NULL);
         arena_free(ar);
     }
+}
+
+/* A header's value (name in lower case) when the request has exactly one
+ * such field; else empty. */
+static h2o_iovec_t single_header(h2o_req_t *req, const char *name)
+{
+    size_t n = strlen(name);
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, n, -1);
+    if (i < 0 || h2o_find_header_by_str(&req->headers, name, n, i) >= 0)
+        return h2o_iovec_init(NULL, 0);
+    return req->headers.entries[i].value;
+}
+
+/* The client's X-Request-Id when it is 1-128 of [A-Za-z0-9._:-] (so that it
+ * is safe in logs and headers), else one of ours. */
+static const char *request_id(struct edge_loop *loop, h2o_req_t *req, struct arena *ar)
+{
+    h2o_iovec_t v = single_header(req, "x-request-id");
+    bool ok = v.len >= 1 && v.len <= 128;
+    for (size_t i = 0; ok && i < v.len; i++)
+        ok = isalnum((unsigned char)v.base[i]) || (v.base[i] && strchr("._:-", v.base[i]));
+    if (ok)
+        return arena_strndup(ar, v.base, v.len);
+    return arena_printf(ar, "%08x%02x%010llx", loop->edge->boot_id, loop->index, ++loop->requests);
+}
+
+static bool lower_hex(const char *s, size_t n, bool *all_zero)
+{
+    *all_zero = true;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]) && !(s[i] >= 'a' && s[i] <= 'f'))
+            return false;
+        *all_zero = *all_zero && s[i] == '0';
+    }
+    return true;
+}
+
+/* W3C Trace Context §3.2: version "-" trace-id "-" parent-id "-" flags, in
+ * lower-case hex; version ff, an all-zero trace-id or parent-id, and a
+ * version 00 header of any other length are invalid. A later version may
+ * append fields after a "-". The trace-id, or NULL. */
+static const char *trace_id(h2o_req_t *req, struct arena *ar)
+{
+    h2o_iovec_t v = single_header(req, "traceparent");
+    const char *s = v.base;
+    bool zero, trace_zero, parent_zero;
+    if (v.len < 55 || s[2] != '-' || s[35] != '-' || s[52] != '-' || !lower_hex(s, 2, &zero) ||
+        !strncmp(s, "ff", 2) || !lower_hex(s + 3, 32, &trace_zero) ||
+        !lower_hex(s + 36, 16, &parent_zero) || !lower_hex(s + 53, 2, &zero) || trace_zero ||
+        parent_zero)
+        return NULL;
+    if (v.len > 55 && (!strncmp(s, "00", 2) || s[55] != '-'))
+        return NULL;
+    return arena_strndup(ar, s + 3, 32);
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -204,13 +277,17 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     struct edge *edge = loop->edge;
     struct arena *ar = arena_new();
     SSL *ssl = edge_tls_session(req, edge->ssl_ctx);
-    struct edge_answer a = {ROUTE_UNMATCHED, edge_now_us(),
-                            arena_printf(ar, "%08x%02x%010llx", edge->boot_id, loop->index,
-                                         ++loop->requests),
-                            edge_client_subject(ssl, ar), h->listener};
+    struct edge_answer a = {ROUTE_UNMATCHED, edge_now_us(), request_id(loop, req, ar),
+                            edge_client_subject(ssl, ar), h->listener, trace_id(req, ar)};
+    log_set_request(a.request_id, a.trace_id);
     char allow[64];
     int found = route_find(h->listener, req->method.base, req->method.len, req->path.base,
                            path_length(req), allow, sizeof(allow));
+    /* Issue 10: the device listener faces the internet; it serves /metrics
+     * only when the configuration says so */
+    if (found >= 0 && edge_routes[found].on_loop == edge_metrics &&
+        h->listener == LISTENER_DEVICE && !edge->cfg->device_metrics)
+        found = -1, allow[0] = '\0';
     if (found < 0) {
         enum error_style style = h->listener == LISTENER_MANAGEMENT ? ERRORS_PROBLEM : ERRORS_PLAIN;
         if (allow[0])
@@ -218,6 +295,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         else
             answer_error(req, &a, style, 404, "no such resource", NULL, NULL);
         arena_free(ar);
+        log_set_request(NULL, NULL);
         return 0;
     }
     a.route = (unsigned)found;
@@ -228,10 +306,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         answer_error(req, &a, route->errors, 400,
                      "this listener takes connections through its load balancer only (PROXY "
                      "protocol v1)", NULL, NULL);
-        arena_free(ar);
-        return 0;
-    }
-    if (req->entity.len > route->max_body)
+    } else if (req->entity.len > route->max_body)
         answer_error(req, &a, route->errors, 413, "the request body is too large", NULL, NULL);
     else if (route->on_loop)
         route->on_loop(loop, req, &a);
@@ -239,9 +314,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         answer_error(req, &a, route->errors, 503, "the service is shutting down", "retry-after", "1");
     else {
         hand_off(loop, req, &a, ssl, ar, route->errors);
-        return 0; /* the arena now belongs to the job (or was freed) */
+        ar = NULL; /* the arena now belongs to the job (or was freed) */
     }
     arena_free(ar);
+    log_set_request(NULL, NULL);
     return 0;
 }
 
@@ -266,16 +342,69 @@ void edge_on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messa
             *j->req_slot = NULL;
             if (j->identity_from_headers) /* RFC 9440 §3: never serve it to another client */
                 response_add_header(&j->response, "cache-control", "no-store");
-            struct edge_answer a = {j->route, j->started_us, j->request.request_id, j->client_subject,
-                               j->request.listener};
+            struct edge_answer a = {j->route, j->started_us, j->request.request_id,
+                                    j->client_subject, j->request.listener, j->request.trace_id};
             send_answer(j->req, &a, &j->response);
         }
         arena_free(j->arena);
     }
 }
 
+/* RFC 9110 §12.5.3: gzip is acceptable when listed (or covered by "*")
+ * with a non-zero weight; "gzip;q=0" refuses it even beside "*". */
+static bool accepts_gzip(const char *value)
+{
+    double gzip_q = -1, any_q = -1;
+    for (const char *p = value; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char item[64];
+        snprintf(item, sizeof(item), "%.*s", (int)(len < sizeof(item) ? len : sizeof(item) - 1), p);
+        char *name = item + strspn(item, " \t");
+        size_t name_len = strcspn(name, " \t;");
+        double q = 1;
+        const char *weight = strstr(name + name_len, "q=");
+        if (weight)
+            q = strtod(weight + 2, NULL);
+        if (name_len == 4 && !strncasecmp(name, "gzip", 4))
+            gzip_q = q;
+        else if (name_len == 1 && name[0] == '*')
+            any_q = q;
+        p = end ? end + 1 : NULL;
+    }
+    return gzip_q >= 0 ? gzip_q > 0 : any_q > 0;
+}
+
+/* Replaces the body with its gzip encoding (h2o's own compressor, on this
+ * job thread so that the loop never compresses). */
+static void gzip_body(struct job *j)
+{
+    struct masad_response *r = &j->response;
+    h2o_mem_pool_t pool;
+    h2o_mem_init_pool(&pool);
+    h2o_compress_context_t *z = h2o_compress_gzip_open(&pool, 1);
+    h2o_iovec_t in = h2o_iovec_init(r->body, r->body_len), *out;
+    size_t count, total = 0;
+    z->transform(z, &in, 1, H2O_SEND_STATE_FINAL, &out, &count);
+    for (size_t i = 0; i < count; i++)
+        total += out[i].len;
+    unsigned char *body = arena_alloc(j->arena, total ? total : 1);
+    for (size_t i = 0, at = 0; i < count; at += out[i].len, i++)
+        memcpy(body + at, out[i].base, out[i].len);
+    h2o_mem_clear_pool(&pool);
+    r->body = body;
+    r->body_len = total;
+    response_add_header(r, "content-encoding", "gzip");
+}
+
 void edge_job_done(struct job *j)
 {
+    struct masad_response *r = &j->response;
+    if (r->compressible && r->status == 200) {
+        response_add_header(r, "vary", "accept-encoding");
+        if (r->body_len && j->request.accept_encoding && accepts_gzip(j->request.accept_encoding))
+            gzip_body(j);
+    }
     h2o_multithread_send_message(&j->loop->replies, &j->message);
 }
 
@@ -299,14 +428,33 @@ void edge_healthz(struct edge_loop *loop, h2o_req_t *req, const struct edge_answ
     answer_inline(req, a, 200, "text/plain; charset=utf-8", "ok\n", 3);
 }
 
+void edge_readiness_report(struct readiness *r, enum readiness_state state, const char *why)
+{
+    static const char *const what[] = {
+        [READINESS_STALE] =
+            "no job thread has probed the database and the signing key in the last second",
+        [READINESS_NO_DATABASE] = "the database is unavailable",
+        [READINESS_NO_SIGNER] = "the signing key is unavailable",
+    };
+    int before = atomic_exchange(&r->reported, (int)state);
+    if (before == (int)state)
+        return;
+    if (state != READINESS_READY)
+        log_warn("not ready: %s%s%s", what[state], why ? ": " : "", why ? why : "");
+    else if (before != READINESS_UNKNOWN)
+        log_info("ready again: the database and the signing key are usable");
+}
+
 void edge_readyz(struct edge_loop *loop, h2o_req_t *req, const struct edge_answer *a)
 {
     struct readiness *r = &loop->edge->ready;
     long long age = edge_now_ms() - atomic_load(&r->probed_at_ms);
     const char *why = NULL;
-    if (!atomic_load(&r->probed_at_ms) || age > 1000)
+    if (!atomic_load(&r->probed_at_ms) || age > 1000) {
         why = "not ready: no job thread has probed the database and the signing key in the last second\n";
-    else if (!atomic_load(&r->db_ok))
+        if (atomic_load(&r->probed_at_ms)) /* not before the first probe */
+            edge_readiness_report(r, READINESS_STALE, NULL);
+    } else if (!atomic_load(&r->db_ok))
         why = "not ready: the database is unavailable\n";
     else if (!atomic_load(&r->hsm_ok))
         why = "not ready: the signing key is unavailable\n";
@@ -335,4 +483,13 @@ void edge_host_meta(struct edge_loop *loop, h2o_req_t *req, const struct edge_an
                               "</XRD>\n";
     (void)loop;
     answer_inline(req, a, 200, "application/xrd+xml", xrd, sizeof(xrd) - 1);
+}
+
+/* Issue 13: the management API's own OpenAPI document, carried in the
+ * binary (docs/openapi.json), for client generators; no token needed. */
+void edge_openapi(struct edge_loop *loop, h2o_req_t *req, const struct edge_answer *a)
+{
+    (void)loop;
+    const struct embedded_file *doc = &embedded_docs[0];
+    answer_inline(req, a, 200, "application/json", (const char *)doc->data, doc->len);
 }

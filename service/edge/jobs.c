@@ -4,6 +4,7 @@
 
 #include "audit/audit.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "crypto/crypto.h"
 #include "edge/edge_internal.h"
 #include "store/store.h"
@@ -92,9 +93,10 @@ static void maybe_probe(struct job_pool *p, struct job_ctx *ctx)
     struct masad_error err;
     bool db = store_ping(ctx->db, &err) == 0;
     bool hsm = crypto_signer_probe(ctx->signer) == 0;
-    if (db != atomic_load(&p->ready->db_ok) || hsm != atomic_load(&p->ready->hsm_ok))
-        log_info("readiness: database %s, signing key %s", db ? "usable" : "unavailable",
-                 hsm ? "usable" : "unavailable");
+    if (!db)
+        edge_readiness_report(p->ready, READINESS_NO_DATABASE, err.message);
+    else
+        edge_readiness_report(p->ready, hsm ? READINESS_READY : READINESS_NO_SIGNER, NULL);
     atomic_store(&p->ready->db_ok, db);
     atomic_store(&p->ready->hsm_ok, hsm);
     atomic_store(&p->ready->probed_at_ms, edge_now_ms());
@@ -137,9 +139,13 @@ static void run_job(struct job_ctx *ctx, struct job *j)
 {
     struct masad_response res;
     memset(&res, 0, sizeof(res));
+    log_set_request(j->request.request_id, j->request.trace_id);
+    metrics_job_thread_state(true, store_connected(ctx->db));
     edge_routes[j->route].handler(ctx, &j->request, &res);
+    metrics_job_thread_state(false, store_connected(ctx->db));
     keep_response(j, &res);
     arena_reset(ctx->arena);
+    log_set_request(NULL, NULL); /* the id lives in the job, which the loop frees */
     edge_job_done(j);
 }
 
@@ -150,8 +156,10 @@ static void *job_thread(void *arg)
     struct store_options so = {p->cfg->database_url, p->cfg->database_connect_timeout,
                                p->cfg->database_statement_timeout};
     struct masad_error err;
+    metrics_job_thread_start();
     if (store_connect(&so, &ctx.db, &err) != 0)
         log_warn("job thread: %s (retrying)", err.message);
+    metrics_job_thread_state(false, store_connected(ctx.db));
     for (;;) {
         bool closed;
         struct job *j = pop(p, &closed);
@@ -161,6 +169,7 @@ static void *job_thread(void *arg)
             break;
         maybe_probe(p, &ctx);
         maybe_checkpoint(p, &ctx);
+        metrics_job_thread_state(false, store_connected(ctx.db));
     }
     store_close(ctx.db);
     arena_free(ctx.arena);

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "admin/admin.h"
+#include "common/metrics.h"
 #include "brski/brski.h"
 #include "sztp/sztp.h"
 #include "edge/edge_internal.h"
@@ -47,6 +48,9 @@ const struct route edge_routes[] = {
     MGMT("GET", "/api/v1/devices/{serial_number}/progress", 0, admin_progress_list),
     MGMT("GET", "/api/v1/audit", 0, admin_audit_list),
     MGMT("GET", "/api/v1/audit/checkpoints", 0, admin_checkpoint_list),
+    /* the API's own description, for client generators: no token needed */
+    {"/api/v1/openapi.json", LISTENER_MANAGEMENT, "GET", "/api/v1/openapi.json", 0,
+     ERRORS_PROBLEM, NULL, edge_openapi},
 #ifdef MASAD_TEST_ROUTES
     {"/_test/identity", BOTH, "GET", "/_test/identity", 0, ERRORS_PLAIN, test_identity, NULL},
     {"/_test/echo", BOTH, "POST", "/_test/echo", 1024, ERRORS_PLAIN, test_echo, NULL},
@@ -55,6 +59,7 @@ const struct route edge_routes[] = {
     {"/_test/large", BOTH, "POST", "/_test/large", 256 * 1024, ERRORS_PLAIN, test_echo, NULL},
     {"/_test/sleep", BOTH, "GET", "/_test/sleep", 0, ERRORS_PLAIN, test_sleep, NULL},
     {"/_test/db", BOTH, "GET", "/_test/db", 0, ERRORS_PLAIN, test_db, NULL},
+    {"/_test/log", BOTH, "GET", "/_test/log", 0, ERRORS_PLAIN, test_log, NULL},
     {"/_test/sign", BOTH, "POST", "/_test/sign", 65536, ERRORS_PLAIN, test_sign, NULL},
 #endif
 };
@@ -111,20 +116,43 @@ void route_params(const struct route *r, const char *path, size_t path_len, stru
     walk(r->path, path, path_len, capture_param, &c);
 }
 
+static bool method_is(const char *method, size_t len, const char *name)
+{
+    return strlen(name) == len && !memcmp(method, name, len);
+}
+
+/* RFC 9110 §9.3.2: HEAD wherever GET is, answered by the GET route. */
 int route_find(enum listener_kind listener, const char *method, size_t method_len,
                const char *path, size_t path_len, char *allow, size_t allow_len)
 {
     allow[0] = '\0';
+    bool head = method_is(method, method_len, "HEAD");
     for (size_t i = 0; i < edge_route_count; i++) {
         const struct route *r = &edge_routes[i];
         if (!(r->listeners & listener) || !path_matches(r, path, path_len))
             continue;
-        if (strlen(r->method) == method_len && !memcmp(r->method, method, method_len))
+        if (method_is(method, method_len, r->method) || (head && !strcmp(r->method, "GET")))
             return (int)i;
         size_t used = strlen(allow);
-        snprintf(allow + used, allow_len - used, "%s%s", used ? ", " : "", r->method);
+        snprintf(allow + used, allow_len - used, "%s%s%s", used ? ", " : "", r->method,
+                 strcmp(r->method, "GET") ? "" : ", HEAD");
     }
     return -1;
+}
+
+void route_metrics_init(void)
+{
+    static const char *names[METRICS_MAX_ROUTES], *methods[METRICS_MAX_ROUTES];
+    size_t n = edge_route_count;
+    if (n > METRICS_MAX_ROUTES - 1)
+        n = METRICS_MAX_ROUTES - 1;
+    for (size_t i = 0; i < n; i++) {
+        names[i] = edge_routes[i].name;
+        methods[i] = edge_routes[i].method;
+    }
+    names[n] = "unmatched";
+    methods[n] = "";
+    metrics_init(names, methods, n + 1);
 }
 
 size_t route_max_body(void)

@@ -163,21 +163,12 @@ static void setup_hosts(struct edge *edge)
     }
 }
 
-static const char **route_labels(void)
-{
-    const char **names = calloc(edge_route_count + 1, sizeof(*names));
-    for (size_t i = 0; i < edge_route_count; i++)
-        names[i] = edge_routes[i].name;
-    names[edge_route_count] = "unmatched";
-    return names;
-}
-
 static int start(struct edge *edge, struct crypto_signer *signer,
                  const struct crypto_anchors *idevid, const struct ly_ctx *yang,
                  struct masad_error *err)
 {
     RAND_bytes((unsigned char *)&edge->boot_id, sizeof(edge->boot_id));
-    metrics_init(route_labels(), edge_route_count + 1);
+    route_metrics_init();
     if (!(edge->ssl_ctx = edge_tls_context(edge->cfg, err)))
         return -1;
     if ((edge->listen_fd[0] = listen_on(&edge->cfg->device, err)) < 0 ||

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "common/json.h"
+#include "common/log.h"
 #include "crypto/crypto.h"
 #include "edge/edge_internal.h"
 #include "store/store.h"
@@ -64,6 +65,14 @@ void test_sleep(struct job_ctx *ctx, const struct masad_request *req, struct mas
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
     response_text(res, ctx->arena, 200, arena_printf(ctx->arena, "slept %ld ms", ms));
+}
+
+/* A diagnostic written on a job thread (it carries the request id). */
+void test_log(struct job_ctx *ctx, const struct masad_request *req, struct masad_response *res)
+{
+    (void)req;
+    log_warn("a diagnostic from a job thread");
+    response_text(res, ctx->arena, 200, "logged");
 }
 
 void test_db(struct job_ctx *ctx, const struct masad_request *req, struct masad_response *res)

@@ -214,6 +214,11 @@ void store_rollback(struct store_conn *c)
     c->in_transaction = false;
 }
 
+bool store_connected(const struct store_conn *c)
+{
+    return c && c->pg && PQstatus(c->pg) == CONNECTION_OK;
+}
+
 int store_ping(struct store_conn *c, struct masad_error *err)
 {
     if (store_ensure(c, err) != 0)

@@ -32,6 +32,8 @@ void store_close(struct store_conn *c);
 
 /* 0 when the connection is usable, reconnecting if it was lost. */
 int store_ensure(struct store_conn *c, struct masad_error *err);
+/* Whether the connection was up when last used (no round trip). */
+bool store_connected(const struct store_conn *c);
 /* A round trip to the server. */
 int store_ping(struct store_conn *c, struct masad_error *err);
 

@@ -8,6 +8,7 @@
 #include "common/base64.h"
 #include "common/config.h"
 #include "common/json.h"
+#include "common/metrics.h"
 #include "common/yang.h"
 #include "crypto/crypto.h"
 #include "store/store.h"
@@ -262,6 +263,13 @@ void sztp_get_bootstrapping_data(struct job_ctx *ctx, const struct masad_request
         return;
     }
     /* validated before the commit: an invalid answer leaves no voucher behind */
-    if (sztp_answer(&c, names, values, ans.is_signed ? 3 : 1) && store_commit(ctx->db, &err) != 0)
+    if (!sztp_answer(&c, names, values, ans.is_signed ? 3 : 1))
+        return;
+    if (store_commit(ctx->db, &err) != 0) {
         sztp_error(&c, 503, "application", "operation-failed", "the database is unavailable");
+        return;
+    }
+    metrics_sztp_answer(ans.onboarding ? "onboarding" : "redirect", ans.is_signed);
+    if (ans.is_signed && !ans.voucher_reused)
+        metrics_voucher("sztp", 200);
 }

@@ -9,6 +9,7 @@
 #include "audit/audit.h"
 #include "common/base64.h"
 #include "common/json.h"
+#include "common/metrics.h"
 #include "common/yang.h"
 #include "crypto/crypto.h"
 #include "store/store.h"
@@ -83,6 +84,8 @@ bool sztp_error(struct sztp_call *c, int status, const char *type, const char *t
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
     store_rollback(c->ctx->db);
+    if (!strcmp(c->rpc, "get-bootstrapping-data"))
+        metrics_sztp_answer("error", false);
     write_error(c, status, type, tag, message);
     if (status == 401)
         response_add_header(c->res, "www-authenticate", "Basic realm=\"masad\"");

@@ -406,7 +406,9 @@ struct http_result http(const struct masad_proc *p, const char *path, const stru
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, o->body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
     }
-    if (o->method)
+    if (o->method && !strcmp(o->method, "HEAD")) /* a HEAD answer has no body to wait for */
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    else if (o->method)
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, o->method);
     char ct[256];
     snprintf(ct, sizeof(ct), "Content-Type: %s", o->content_type ? o->content_type : "application/octet-stream");

@@ -62,7 +62,7 @@ Test(edge, unknown_routes_and_methods, .init = start_default, .fini = stop, .tim
     struct http_opts post = {.body = "x", .body_len = 1};
     r = http(&proc, "/healthz", &post);
     cr_assert_eq(r.status, 405);
-    cr_assert_str_eq(http_header(&r, "allow"), "get");
+    cr_assert_str_eq(http_header(&r, "allow"), "get, head");
     http_result_free(&r);
     /* test routes of one listener do not exist on the other */
     struct http_opts device_post = {.body = "x", .body_len = 1};
@@ -242,7 +242,8 @@ Test(edge, a_full_queue_answers_503_with_retry_after, .timeout = 90)
     cr_assert_geq(ok, 1);
     cr_assert_geq(busy, 1);
     cr_assert_leq(ok, 2 + 1); /* a request may slip in as the first one ends */
-    struct http_result m = http(&proc, "/metrics", NULL);
+    struct http_opts mgmt = {.management = true};
+    struct http_result m = http(&proc, "/metrics", &mgmt);
     cr_assert(strstr(m.body, "masad_queue_rejections_total "), "%s", m.body);
     cr_assert_null(strstr(m.body, "masad_queue_rejections_total 0\n"), "%s", m.body);
     http_result_free(&m);
@@ -253,11 +254,12 @@ Test(edge, metrics_and_access_log, .init = start_default, .fini = stop, .timeout
 {
     expect_status("/healthz", NULL, 200, "ok\n");
     expect_status("/nowhere", NULL, 404, NULL);
-    struct http_result r = http(&proc, "/metrics", NULL);
+    struct http_opts mgmt = {.management = true};
+    struct http_result r = http(&proc, "/metrics", &mgmt);
     cr_assert_eq(r.status, 200);
-    cr_assert(strstr(r.body, "masad_http_requests_total{route=\"/healthz\",status=\"200\"} "), "%s", r.body);
-    cr_assert(strstr(r.body, "masad_http_requests_total{route=\"unmatched\",status=\"404\"} 1\n"), "%s", r.body);
-    cr_assert(strstr(r.body, "masad_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"+Inf\"} "), "%s", r.body);
+    cr_assert(strstr(r.body, "masad_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} "), "%s", r.body);
+    cr_assert(strstr(r.body, "masad_http_requests_total{route=\"unmatched\",method=\"\",status=\"404\"} 1\n"), "%s", r.body);
+    cr_assert(strstr(r.body, "masad_http_request_duration_seconds_bucket{route=\"/healthz\",method=\"GET\",le=\"+Inf\"} "), "%s", r.body);
     cr_assert(strstr(r.body, "# TYPE masad_queue_depth gauge\nmasad_queue_depth 0\n"), "%s", r.body);
     cr_assert(strstr(r.body, "masad_jobs_in_flight 0\n"), "%s", r.body);
     cr_assert(strstr(r.body, "masad_db_reconnects_total 0\n"), "%s", r.body);

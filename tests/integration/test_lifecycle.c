@@ -149,7 +149,8 @@ Test(lifecycle, database_restart_gives_503_then_recovers_without_restart, .timeo
     }
     cr_assert_eq(status, 200, "no recovery: %s", r.body);
     cr_assert(masad_wait_ready(&p, 5000), "not ready again");
-    r = http(&p, "/metrics", NULL);
+    struct http_opts mgmt = {.management = true};
+    r = http(&p, "/metrics", &mgmt);
     cr_assert_null(strstr(r.body, "masad_db_reconnects_total 0\n"), "%s", r.body);
     cr_assert_eq(masad_stop(&p, 15000), 0);
     sh(NULL, "%s/postgres.sh destroy %s", dev, dir);
