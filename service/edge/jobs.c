@@ -129,6 +129,7 @@ static void maybe_checkpoint(struct job_pool *p, struct job_ctx *ctx)
         log_warn("audit checkpoint: %s", err.message);
     else if (rc > 0)
         log_info("audit checkpoint signed");
+    audit_flush_summaries(ctx->db, ctx->arena, false);
     arena_reset(ctx->arena);
 }
 
@@ -235,6 +236,7 @@ static void *job_thread(void *arg)
         maybe_probe(p, &ctx);
         maybe_checkpoint(p, &ctx);
     }
+    audit_flush_summaries(ctx.db, ctx.arena, true); /* nothing counted is lost at shutdown */
     store_close(ctx.db);
     arena_free(ctx.arena);
     atomic_fetch_sub(&p->running, 1);
