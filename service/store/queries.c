@@ -66,6 +66,10 @@ const struct store_statement store_statements[] = {
     {"audit_checkpoint_page",
      "SELECT id, " TS("at") ", heads, translate(encode(signature, 'base64'), E'\\n', '')"
      " FROM audit_checkpoints WHERE id > $1 ORDER BY id LIMIT $2", 2},
+    /* the newest stored checkpoint and its age in seconds (audit verify) */
+    {"audit_checkpoint_newest",
+     "SELECT id, " TS("at") ", extract(epoch FROM now() - at)::bigint FROM audit_checkpoints"
+     " ORDER BY id DESC LIMIT 1", 0},
     /* the heads a chain's checkpoints recorded, in checkpoint order */
     {"audit_checkpoint_heads",
      "SELECT c.id, (e->>'chain_seq')::bigint, e->>'hash' FROM audit_checkpoints c,"
