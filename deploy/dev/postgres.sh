@@ -7,8 +7,10 @@
 #   init     create the cluster (initdb) if needed, start it, create the roles
 #            masad_owner (LOGIN, schema owner), masad_runtime (NOLOGIN group),
 #            masad_app (LOGIN, member of masad_runtime) and the database masad
-#            (owner masad_owner, which also owns its schema public); then print
-#            the url lines.  Idempotent: an existing cluster is reused.
+#            (owner masad_owner, which also owns its schema public), and in it
+#            the event triggers of audit-guard.sql (beside this script) that
+#            keep the audit log's triggers in place; then print the url
+#            lines.  Idempotent: an existing cluster is reused.
 #   start    start the cluster (no-op when running)
 #   stop     stop it (fast shutdown; no-op when stopped)
 #   status   exit 0 when running, 3 when not
@@ -31,6 +33,7 @@
 set -euo pipefail
 
 prog=postgres.sh
+guard_sql=$(dirname -- "$(realpath -- "$0")")/audit-guard.sql
 SOCK_MAX=107   # sizeof(sockaddr_un.sun_path) - 1: the whole socket file path
 
 usage() {
@@ -298,6 +301,8 @@ SET client_min_messages = warning;
 ALTER SCHEMA public OWNER TO masad_owner;
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 SQL
+    # the append-only triggers out of the schema owner's reach (docs/audit.md)
+    psql_admin masad <"$guard_sql"
 }
 
 do_init() {

@@ -99,12 +99,10 @@ bool call_refuse(struct call *c, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
-    store_rollback(c->ctx->db);
-    if (c->actor && status != 503) {
-        struct audit_event e = {c->actor, c->action, c->serial, c->owner, "refused",
-                                refusal_detail(c, status, detail)};
-        audit_refusal(c->ctx->db, c->a, &e);
-    }
+    /* only a caller whose token was accepted is recorded (docs/audit.md) */
+    struct audit_event e = {c->actor, c->action, c->serial, c->owner, "refused",
+                            c->actor ? refusal_detail(c, status, detail) : NULL};
+    audit_refusal(c->ctx->db, c->a, c->actor && status != 503 ? &e : NULL, c->req->peer, true);
     size_t len;
     const char *body = problem_json(c, status, detail, &len);
     c->res->status = status;

@@ -5,6 +5,7 @@
  * appended inside the caller's transaction, so it commits (or not) with the
  * change it records. Actions are dotted names listed in docs/audit.md.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -32,8 +33,35 @@ int audit_append_many(struct store_conn *db, struct arena *a, const char *actor,
                       const char *const *owners, size_t count, const char *detail,
                       struct masad_error *err);
 
-/* A refusal recorded on its own (the refused change was rolled back). */
-void audit_refusal(struct store_conn *db, struct arena *a, const struct audit_event *e);
+/* Bounds of what one event stores (docs/audit.md, Bounds): a longer actor
+ * is cut to AUDIT_ACTOR_MAX bytes on a UTF-8 boundary, ending in "…"; a
+ * longer detail becomes {"truncated":"<its start>…"}. */
+#define AUDIT_ACTOR_MAX 256
+#define AUDIT_DETAIL_MAX 4096
+/* s itself when it has at most max bytes, else its cut copy in a. */
+const char *audit_bounded(struct arena *a, const char *s, size_t max);
+
+/* ---- refusals (refusals.c) ---- */
+
+/* Of one source's unauthenticated refusals of one action, the first
+ * AUDIT_SUMMARY_FIRST of each window of AUDIT_SUMMARY_WINDOW_SECONDS are
+ * written one by one; the rest are counted into one summary event. */
+#define AUDIT_SUMMARY_WINDOW_SECONDS 60
+#define AUDIT_SUMMARY_FIRST 32
+
+/* Rolls back the caller's transaction (the refused change) and records the
+ * refusal e on its own (e NULL: nothing to record). A caller who proved who
+ * it is (authenticated) has every refusal written. Of an unauthenticated
+ * one, per action and source (the peer address), the first refusals of a
+ * window are written and later ones only counted; the count is written as
+ * one "<action>.summary" event when the window ends (audit_flush_summaries).
+ * Failures are logged: the refusal's answer does not depend on them. */
+void audit_refusal(struct store_conn *db, struct arena *a, const struct audit_event *e,
+                   const char *source, bool authenticated);
+
+/* Writes the summaries whose window has ended; all of them when `all`
+ * (at shutdown). Any job thread, with its own connection. */
+void audit_flush_summaries(struct store_conn *db, struct arena *a, bool all);
 
 #endif
 

@@ -4,6 +4,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,8 @@ struct verify {
     struct mark *file_marks;     /* from an exported file, sorted by chain, chain_seq */
     size_t file_count;
     long long events, checkpoints, file_checkpoints;
+    long long file_most_events;  /* the most events an exported checkpoint counted */
+    long long file_most_id;      /* that checkpoint */
     bool fault;
 };
 
@@ -146,6 +149,7 @@ static int by_position(const void *x, const void *y)
 
 static void add_marks(struct verify *v, long long id, const struct json_value *heads)
 {
+    long long events = 0;
     for (size_t i = 0; heads && heads->type == JSON_ARRAY && i < heads->count; i++) {
         const struct json_value *c = json_get(heads->items[i], "chain"),
                                 *cs = json_get(heads->items[i], "chain_seq"),
@@ -157,6 +161,11 @@ static void add_marks(struct verify *v, long long id, const struct json_value *h
         }
         v->file_marks = realloc(v->file_marks, (v->file_count + 1) * sizeof(*v->file_marks));
         v->file_marks[v->file_count++] = m;
+        events += m.chain_seq > 0 ? m.chain_seq : 0;
+    }
+    if (events > v->file_most_events) {
+        v->file_most_events = events;
+        v->file_most_id = id;
     }
 }
 
@@ -330,12 +339,24 @@ static void finish_chain(struct walk *w, const char *head_seq, const char *head_
               w->v->file_marks[w->file_next].chain_seq, w->chain_seq);
 }
 
-static void walk_chain(struct verify *v, int chain, const char *head_seq, const char *head_hash)
+/* Exported marks of chains before `chain` that the log does not have: a
+ * chain that held events at a checkpoint is gone (its head too). */
+static size_t skip_missing_chains(struct verify *v, size_t next, int chain)
+{
+    for (; !v->fault && next < v->file_count && v->file_marks[next].chain < chain; next++)
+        if (v->file_marks[next].chain_seq > 0)
+            fault(v, "checkpoint %lld (exported): chain %d reached chain_seq %lld, the log has no "
+                     "chain %d (it was removed)", v->file_marks[next].id, v->file_marks[next].chain,
+                  v->file_marks[next].chain_seq, v->file_marks[next].chain);
+    return next;
+}
+
+static void walk_chain(struct verify *v, int chain, const char *head_seq, const char *head_hash,
+                       size_t *file_next)
 {
     struct walk w = {.v = v, .chain = chain, .stored = {.v = v, .chain = chain, .a = arena_new()}};
     w.has_pending = next_stored_mark(&w.stored, &w.pending);
-    while (w.file_next < v->file_count && v->file_marks[w.file_next].chain < chain)
-        w.file_next++;
+    w.file_next = skip_missing_chains(v, *file_next, chain);
     meet_marks(&w); /* marks at chain_seq 0: the empty chain */
     struct arena *a = arena_new();
     for (bool more = true; more && !v->fault; arena_reset(a)) {
@@ -355,8 +376,26 @@ static void walk_chain(struct verify *v, int chain, const char *head_seq, const 
     }
     if (!v->fault)
         finish_chain(&w, head_seq, head_hash);
+    while (w.file_next < v->file_count && v->file_marks[w.file_next].chain == chain)
+        w.file_next++;
+    *file_next = w.file_next;
     arena_free(a);
     arena_free(w.stored.a);
+}
+
+/* The age of the newest stored checkpoint: how much of the log no
+ * signature covers yet (docs/audit.md, masad audit verify). */
+static void report_newest_checkpoint(struct verify *v, struct arena *a)
+{
+    PGresult *r;
+    struct masad_error err;
+    if (store_exec(v->db, a, "audit_checkpoint_newest", 0, NULL, &r, &err) != 0)
+        fault(v, "cannot read the checkpoints: %s", err.message);
+    else if (PQntuples(r) == 0)
+        fprintf(v->out, "no stored checkpoint yet\n");
+    else
+        fprintf(v->out, "newest stored checkpoint: %s, signed at %s, %s seconds ago\n",
+                PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
 }
 
 static void walk_all(struct verify *v)
@@ -369,9 +408,17 @@ static void walk_all(struct verify *v)
         fault(v, "cannot read the audit log: %s", err.message);
     else if (PQntuples(loose) > 0)
         fault(v, "seq %s belongs to no chain (it was inserted)", PQgetvalue(loose, 0, 0));
+    size_t file_next = 0;
     for (int i = 0; !v->fault && i < PQntuples(heads); i++)
         walk_chain(v, atoi(PQgetvalue(heads, i, 0)), PQgetvalue(heads, i, 1),
-                   PQgetvalue(heads, i, 2));
+                   PQgetvalue(heads, i, 2), &file_next);
+    if (!v->fault && v->events == 0 && v->file_most_events > 0)
+        fault(v, "the log is empty, but exported checkpoint %lld counted %lld events in it "
+                 "(the log was emptied)", v->file_most_id, v->file_most_events);
+    if (!v->fault)
+        skip_missing_chains(v, file_next, INT_MAX);
+    if (!v->fault)
+        report_newest_checkpoint(v, a);
     if (!v->fault)
         fprintf(v->out, "audit log intact: %lld events in %d chains; %lld stored checkpoints "
                         "verified, %lld exported\n",

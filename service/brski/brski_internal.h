@@ -17,6 +17,7 @@ struct brski_call {
     const char *actor;             /* the registrar (certificate subject) once known */
     const char *serial;            /* once known */
     const char *owner;             /* once known */
+    bool registrar_known;          /* its chain reached a registered domain certificate */
 };
 
 /* What a registrar voucher-request establishes once every check passed. */

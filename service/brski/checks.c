@@ -25,20 +25,20 @@ bool brski_refuse(struct brski_call *c, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
-    store_rollback(c->ctx->db);
     if (!strcmp(c->action, "voucher.refuse"))
         metrics_voucher("brski", status);
-    if (status != 503) {
-        yajl_gen g = json_gen_new();
-        json_open(g);
-        json_kv_int(g, "status", status);
-        json_kv_str(g, "reason", reason);
-        json_kv_str(g, "peer", c->req->peer);
-        json_close(g);
-        struct audit_event e = {c->actor ? c->actor : "registrar:unidentified", c->action,
-                                c->serial, c->owner, "refused", json_finish(g, c->a, NULL)};
-        audit_refusal(c->ctx->db, c->a, &e);
-    }
+    yajl_gen g = json_gen_new();
+    json_open(g);
+    json_kv_int(g, "status", status);
+    json_kv_str(g, "reason", reason);
+    json_kv_str(g, "peer", c->req->peer);
+    json_close(g);
+    struct audit_event e = {c->actor ? c->actor : "registrar:unidentified", c->action, c->serial,
+                            c->owner, "refused", json_finish(g, c->a, NULL)};
+    /* a registrar counts as authenticated once its chain reached a registered
+     * owner's domain certificate; before that its subject is its own claim */
+    audit_refusal(c->ctx->db, c->a, status != 503 ? &e : NULL, c->req->peer,
+                  c->registrar_known);
     response_text(c->res, c->a, status, reason);
     return false;
 }
@@ -238,6 +238,7 @@ static bool adopt(struct brski_call *c, struct brski_domain *domain, PGresult *r
                   X509 *carried, const char *carried_sha256)
 {
     domain->owner = PQgetvalue(r, row, 0);
+    c->registrar_known = true;
     if (carried && !strcmp(carried_sha256, PQgetvalue(r, row, 3))) {
         X509_up_ref(carried);
         domain->cert = carried;

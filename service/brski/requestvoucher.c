@@ -158,7 +158,7 @@ static bool issue(struct brski_call *c, const struct brski_claim *claim, const s
 void brski_request_voucher(struct job_ctx *ctx, const struct masad_request *req,
                            struct masad_response *res)
 {
-    struct brski_call c = {ctx, ctx->arena, req, res, "voucher.refuse", NULL, NULL, NULL};
+    struct brski_call c = {ctx, ctx->arena, req, res, "voucher.refuse", NULL, NULL, NULL, false};
     struct brski_claim claim;
     struct brski_domain domain;
     struct decision d;

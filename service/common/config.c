@@ -100,6 +100,7 @@ static void fill(struct config *c, const struct lyd_node *t)
     c->queue_capacity = leaf_uint(t, "/masad-config:service/queue-capacity");
     c->retry_after = leaf_uint(t, "/masad-config:service/retry-after");
     c->shutdown_grace = leaf_uint(t, "/masad-config:service/shutdown-grace");
+    c->job_time_limit = leaf_uint(t, "/masad-config:service/job-time-limit");
     c->log_level = parse_level(leaf(t, "/masad-config:service/log-level"));
     c->device.address = dup_or_null(leaf(t, "/masad-config:listeners/device/address"));
     c->device.port = (uint16_t)leaf_uint(t, "/masad-config:listeners/device/port");

@@ -43,6 +43,7 @@ struct config {
     unsigned queue_capacity;
     unsigned retry_after;       /* seconds */
     unsigned shutdown_grace;    /* seconds */
+    unsigned job_time_limit;    /* seconds a job may run before /healthz fails */
     enum log_level log_level;
     struct config_listener device;
     struct config_listener management;

@@ -127,45 +127,133 @@ static void fault_path(const struct ly_err_item *e, char *where)
     }
 }
 
+/* The schema node of ext's top level that an opaque top-level node names
+ * (JSON: "module:name"; XML: the element in the module's namespace). */
+static const struct lysc_node *ext_top_node(const struct lysc_ext_instance *ext,
+                                            const struct lyd_node *n)
+{
+    const struct lyd_node_opaq *o = (const struct lyd_node_opaq *)n;
+    if (n->schema || !o->name.name)
+        return NULL;
+    for (const struct lysc_node *s = NULL; (s = lys_getnext_ext(s, NULL, ext, 0));) {
+        const char *m = o->name.module_ns;
+        if (!strcmp(s->name, o->name.name) && m &&
+            (!strcmp(m, s->module->name) || !strcmp(m, s->module->ns)))
+            return s;
+    }
+    return NULL;
+}
+
+/* The choice that a top-level node of a yang-data instance belongs to. */
+static const struct lysc_node *choice_of(const struct lysc_node *s)
+{
+    const struct lysc_node *p = s->parent;
+    if (p && p->nodetype == LYS_CASE)
+        p = p->parent;
+    return p && p->nodetype == LYS_CHOICE ? p : NULL;
+}
+
+static int choice_clash(const struct lysc_node *a, const struct lysc_node *b,
+                        struct masad_error *err)
+{
+    const struct lysc_node *choice = choice_of(a);
+    const char *where = strcmp(a->module->name, "ietf-sztp-conveyed-info")
+                            ? a->module->name
+                            : "RFC 8572 §6.1, ietf-sztp-conveyed-info";
+    if (a == b)
+        return error_set(err, 422, "yang",
+                         "%s is given twice, but the choice %s holds one case once (%s)",
+                         a->name, choice->name, where);
+    return error_set(err, 422, "yang",
+                     "both %s and %s are given, but they are cases of the choice %s, "
+                     "which holds one case (%s)",
+                     a->name, b->name, choice->name, where);
+}
+
+/* libyang 2.1.30 never returns from parsing a yang-data instance whose top
+ * level holds two nodes of one choice (both of conveyed-information's
+ * cases, or one case twice). Such text is refused here, before libyang's
+ * schema-aware parser sees it; the top-level names come from an opaque
+ * parse, which binds no schema and so meets no choice. Text that does not
+ * even parse opaquely is refused with libyang's reason. */
+static int refuse_choice_clash(const struct ly_ctx *ctx, const struct lysc_ext_instance *ext,
+                               LYD_FORMAT format, const char *text, struct masad_error *err)
+{
+    struct lyd_node *tree = NULL;
+    if (lyd_parse_data_mem(ctx, text, format, LYD_PARSE_OPAQ | LYD_PARSE_ONLY, 0, &tree) !=
+        LY_SUCCESS) {
+        lyd_free_all(tree);
+        const struct ly_err_item *e = ly_err_first(ctx);
+        error_set(err, 422, "yang", "%s", e && e->msg ? e->msg : "invalid");
+        ly_err_clean((struct ly_ctx *)ctx, NULL);
+        return -1;
+    }
+    int rc = 0;
+    for (const struct lyd_node *n = tree; n && !rc; n = n->next) {
+        const struct lysc_node *a = ext_top_node(ext, n);
+        for (const struct lyd_node *m = n->next; a && choice_of(a) && m && !rc; m = m->next) {
+            const struct lysc_node *b = ext_top_node(ext, m);
+            if (b && choice_of(b) == choice_of(a))
+                rc = choice_clash(a, b, err);
+        }
+    }
+    lyd_free_all(tree);
+    return rc;
+}
+
+/* The one place where yang-data text reaches libyang's schema-aware parser. */
+static int parse_ext(const struct ly_ctx *ctx, const struct lysc_ext_instance *ext,
+                     LYD_FORMAT format, const char *text, struct lyd_node **tree,
+                     struct masad_error *err)
+{
+    *tree = NULL;
+    if (refuse_choice_clash(ctx, ext, format, text, err) != 0)
+        return -1;
+    struct ly_in *in = NULL;
+    if (ly_in_new_memory(text, &in) != LY_SUCCESS)
+        return error_set(err, 500, "yang", "out of memory");
+    LY_ERR rc = lyd_parse_ext_data(ext, NULL, in, format, LYD_PARSE_STRICT, LYD_VALIDATE_PRESENT,
+                                   tree);
+    ly_in_free(in, 0);
+    if (rc == LY_SUCCESS)
+        return 0;
+    lyd_free_all(*tree);
+    *tree = NULL;
+    const struct ly_err_item *e = ly_err_first(ctx);
+    error_set(err, 422, "yang", "%s", e && e->msg ? e->msg : "invalid");
+    return 1; /* libyang's own refusal: its error (and path) is still stored */
+}
+
 int yang_check_data(const struct ly_ctx *ctx, const char *module, const char *name,
                     LYD_FORMAT format, const char *text, char *where, struct masad_error *err)
 {
     const struct lysc_ext_instance *ext = yang_data_ext(ctx, module, name);
     if (!ext)
         return error_set(err, 500, "yang", "no yang-data %s in %s", name, module);
-    struct ly_in *in = NULL;
-    struct lyd_node *tree = NULL;
-    ly_in_new_memory(text, &in);
-    LY_ERR rc = lyd_parse_ext_data(ext, NULL, in, format, LYD_PARSE_STRICT, LYD_VALIDATE_PRESENT,
-                                   &tree);
-    ly_in_free(in, 0);
+    struct lyd_node *tree;
+    int rc = parse_ext(ctx, ext, format, text, &tree, err);
     lyd_free_all(tree);
-    if (rc == LY_SUCCESS)
-        return 0;
     if (where)
+        where[0] = '\0';
+    if (rc == 1 && where)
         fault_path(ly_err_first(ctx), where);
-    const struct ly_err_item *e = ly_err_first(ctx);
-    error_set(err, 422, "yang", "%s", e && e->msg ? e->msg : "invalid");
     ly_err_clean((struct ly_ctx *)ctx, NULL);
-    return -1;
+    return rc == 0 ? 0 : -1;
 }
 
 const char *yang_convert_data(const struct ly_ctx *ctx, const char *module, const char *name,
                               LYD_FORMAT from, const char *text, LYD_FORMAT to, struct arena *a)
 {
     const struct lysc_ext_instance *ext = yang_data_ext(ctx, module, name);
-    struct ly_in *in = NULL;
     struct lyd_node *tree = NULL;
+    struct masad_error err;
     char *printed = NULL;
     const char *out = NULL;
-    ly_in_new_memory(text, &in);
-    if (ext && lyd_parse_ext_data(ext, NULL, in, from, LYD_PARSE_STRICT, LYD_VALIDATE_PRESENT,
-                                  &tree) == LY_SUCCESS &&
+    if (ext && parse_ext(ctx, ext, from, text, &tree, &err) == 0 &&
         lyd_print_mem(&printed, tree, to, LYD_PRINT_SHRINK | LYD_PRINT_WITHSIBLINGS) == LY_SUCCESS)
         out = arena_strdup(a, printed);
     free(printed);
     lyd_free_all(tree);
-    ly_in_free(in, 0);
     ly_err_clean((struct ly_ctx *)ctx, NULL);
     return out;
 }

@@ -90,6 +90,10 @@ struct job_pool *jobs_start(const struct config *cfg, struct crypto_signer *sign
 /* 0 when queued; -1 when the queue is full. */
 int jobs_push(struct job_pool *p, struct job *j);
 long jobs_queue_depth(struct job_pool *p);
+/* The number of job threads running one job longer than
+ * service/job-time-limit, and in why the reason of the last one. Logs each
+ * such job once (route and request id). Any thread may call it. */
+int jobs_overdue(struct job_pool *p, char *why, size_t why_len);
 /* Closes the queue and joins the threads that finish within timeout_ms. */
 void jobs_stop(struct job_pool *p, long timeout_ms);
 /* Sends a finished job back to its loop (called by job threads). */

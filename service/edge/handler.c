@@ -422,9 +422,17 @@ static void answer_inline(h2o_req_t *req, const struct edge_answer *a, int statu
     send_answer(req, a, &r);
 }
 
+/* Liveness: a job stuck past service/job-time-limit (a handler that never
+ * returns) fails it, so that the orchestrator restarts the replica. */
 void edge_healthz(struct edge_loop *loop, h2o_req_t *req, const struct edge_answer *a)
 {
-    (void)loop;
+    char why[256], body[300];
+    if (loop->edge->jobs && jobs_overdue(loop->edge->jobs, why, sizeof(why)) > 0) {
+        int n = snprintf(body, sizeof(body), "not alive: %s\n", why);
+        answer_inline(req, a, 503, "text/plain; charset=utf-8", body,
+                      n < (int)sizeof(body) ? (size_t)n : sizeof(body) - 1);
+        return;
+    }
     answer_inline(req, a, 200, "text/plain; charset=utf-8", "ok\n", 3);
 }
 

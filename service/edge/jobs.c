@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +14,15 @@
 #define PROBE_INTERVAL_MS 400
 #define IDLE_WAIT_MS 200
 #define CHECKPOINT_CHECK_MS 1000
+
+/* What a job thread is running, for the watchdog (jobs_overdue). */
+struct job_slot {
+    pthread_mutex_t mu;         /* guards the strings; held only to copy them */
+    long long started_ms;       /* monotonic; 0: idle */
+    unsigned route;
+    char request_id[64];
+    bool reported;              /* its overrun was logged */
+};
 
 struct job_pool {
     pthread_mutex_t mu;
@@ -30,6 +40,8 @@ struct job_pool {
     const struct ly_ctx *yang;
     struct readiness *ready;
     _Atomic long long checkpoint_checked_ms;
+    struct job_slot *slots;     /* one per thread */
+    long long time_limit_ms;
 };
 
 int jobs_push(struct job_pool *p, struct job *j)
@@ -119,6 +131,7 @@ static void maybe_checkpoint(struct job_pool *p, struct job_ctx *ctx)
         log_warn("audit checkpoint: %s", err.message);
     else if (rc > 0)
         log_info("audit checkpoint signed");
+    audit_flush_summaries(ctx->db, ctx->arena, false);
     arena_reset(ctx->arena);
 }
 
@@ -135,13 +148,33 @@ static void keep_response(struct job *j, const struct masad_response *r)
         j->response.headers[i].value = arena_strdup(j->arena, r->headers[i].value);
 }
 
-static void run_job(struct job_ctx *ctx, struct job *j)
+static void slot_enter(struct job_slot *s, const struct job *j)
+{
+    pthread_mutex_lock(&s->mu);
+    s->started_ms = edge_now_ms();
+    s->route = j->route;
+    snprintf(s->request_id, sizeof(s->request_id), "%s",
+             j->request.request_id ? j->request.request_id : "-");
+    s->reported = false;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void slot_leave(struct job_slot *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->started_ms = 0;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void run_job(struct job_ctx *ctx, struct job_slot *slot, struct job *j)
 {
     struct masad_response res;
     memset(&res, 0, sizeof(res));
     log_set_request(j->request.request_id, j->request.trace_id);
     metrics_job_thread_state(true, store_connected(ctx->db));
+    slot_enter(slot, j);
     edge_routes[j->route].handler(ctx, &j->request, &res);
+    slot_leave(slot);
     metrics_job_thread_state(false, store_connected(ctx->db));
     keep_response(j, &res);
     arena_reset(ctx->arena);
@@ -149,9 +182,48 @@ static void run_job(struct job_ctx *ctx, struct job *j)
     edge_job_done(j);
 }
 
+/* Whether slot s runs a job longer than the limit: the reason in why, and
+ * the first time, a log line naming the route and the request id. */
+static bool slot_overdue(const struct job_pool *p, struct job_slot *s, unsigned index,
+                         long long now, char *why, size_t why_len)
+{
+    pthread_mutex_lock(&s->mu);
+    long long ran = s->started_ms ? now - s->started_ms : 0;
+    bool over = ran > p->time_limit_ms;
+    if (over) {
+        const struct route *r = &edge_routes[s->route];
+        snprintf(why, why_len,
+                 "job thread %u has run %s %s (request %s) for %lld s, longer than "
+                 "service/job-time-limit (%lld s)",
+                 index, r->method, r->name, s->request_id, ran / 1000, p->time_limit_ms / 1000);
+        if (!s->reported)
+            log_error("watchdog: %s; the replica needs a restart", why);
+        s->reported = true;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return over;
+}
+
+int jobs_overdue(struct job_pool *p, char *why, size_t why_len)
+{
+    long long now = edge_now_ms();
+    int overdue = 0;
+    for (unsigned i = 0; i < p->thread_count; i++)
+        if (slot_overdue(p, &p->slots[i], i, now, why, why_len))
+            overdue++;
+    return overdue;
+}
+
+struct thread_start {
+    struct job_pool *pool;
+    unsigned index;
+};
+
 static void *job_thread(void *arg)
 {
-    struct job_pool *p = arg;
+    struct job_pool *p = ((struct thread_start *)arg)->pool;
+    struct job_slot *slot = &p->slots[((struct thread_start *)arg)->index];
+    free(arg);
     struct job_ctx ctx = {arena_new(), NULL, p->signer, p->idevid, p->yang, p->cfg};
     struct store_options so = {p->cfg->database_url, p->cfg->database_connect_timeout,
                                p->cfg->database_statement_timeout};
@@ -164,13 +236,16 @@ static void *job_thread(void *arg)
         bool closed;
         struct job *j = pop(p, &closed);
         if (j)
-            run_job(&ctx, j);
+            run_job(&ctx, slot, j);
         if (closed)
             break;
+        char why[256];
+        jobs_overdue(p, why, sizeof(why)); /* logs a stuck thread even when no probe asks */
         maybe_probe(p, &ctx);
         maybe_checkpoint(p, &ctx);
         metrics_job_thread_state(false, store_connected(ctx.db));
     }
+    audit_flush_summaries(ctx.db, ctx.arena, true); /* nothing counted is lost at shutdown */
     store_close(ctx.db);
     arena_free(ctx.arena);
     atomic_fetch_sub(&p->running, 1);
@@ -191,9 +266,16 @@ struct job_pool *jobs_start(const struct config *cfg, struct crypto_signer *sign
     p->yang = yang;
     p->ready = ready;
     p->threads = calloc(cfg->job_threads, sizeof(pthread_t));
+    p->slots = calloc(cfg->job_threads, sizeof(struct job_slot));
+    p->time_limit_ms = 1000LL * cfg->job_time_limit;
+    for (unsigned i = 0; i < cfg->job_threads; i++)
+        pthread_mutex_init(&p->slots[i].mu, NULL);
     for (unsigned i = 0; i < cfg->job_threads; i++) {
+        struct thread_start *start = malloc(sizeof(*start));
+        *start = (struct thread_start){p, i};
         atomic_fetch_add(&p->running, 1);
-        if (pthread_create(&p->threads[i], NULL, job_thread, p) != 0) {
+        if (pthread_create(&p->threads[i], NULL, job_thread, start) != 0) {
+            free(start);
             atomic_fetch_sub(&p->running, 1);
             jobs_stop(p, 0);
             error_set(err, 500, "threads", "cannot start job thread %u", i);
@@ -223,6 +305,9 @@ void jobs_stop(struct job_pool *p, long timeout_ms)
     for (unsigned i = 0; i < p->thread_count; i++)
         pthread_join(p->threads[i], NULL);
     free(p->threads);
+    for (unsigned i = 0; i < p->thread_count; i++)
+        pthread_mutex_destroy(&p->slots[i].mu);
+    free(p->slots);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     free(p);

@@ -41,19 +41,11 @@ const struct store_statement store_statements[] = {
      " RETURNING name", 1},
 
     /* audit */
-    /* appending (docs/audit.md): take a free chain head, the time and $1
-     * sequence numbers; then insert the hashed events and move the head */
-    {"audit_take",
-     "SELECT h.chain, h.chain_seq, encode(h.hash, 'hex'), audit_time(now()),"
-     " ARRAY(SELECT nextval('audit_events_seq_seq') FROM generate_series(1, $1::integer))"
-     " FROM audit_take_head($2::integer) h", 2},
-    {"audit_insert",
-     "WITH added AS (INSERT INTO audit_events (seq, chain, chain_seq, at, actor, action,"
-     " serial_number, owner_id, outcome, detail, prev_hash, hash)"
-     " SELECT s, $2, cs, $4::timestamptz, $5, $6, ser, own, $9, $10, decode(p, 'hex'),"
-     " decode(h, 'hex') FROM unnest($1::bigint[], $3::bigint[], $7::text[], $8::text[],"
-     " $11::text[], $12::text[]) AS t(s, cs, ser, own, p, h))"
-     " UPDATE audit_heads SET chain_seq = $13, hash = decode($14, 'hex') WHERE chain = $2", 14},
+    /* appending (docs/audit.md): take the held or a free chain head, insert
+     * the hashed events and move the head, in one statement
+     * (migrations/0005_audit_hardening.sql) */
+    {"audit_append",
+     "SELECT audit_append($1::integer, $2, $3, $4::text[], $5::text[], $6, $7)", 7},
     /* benchmark builds only (meson -Dbench_unchained_audit=true): the same
      * events without head lock or hashes, to measure the chain's cost */
     {"audit_insert_unchained",
@@ -74,6 +66,10 @@ const struct store_statement store_statements[] = {
     {"audit_checkpoint_page",
      "SELECT id, " TS("at") ", heads, translate(encode(signature, 'base64'), E'\\n', '')"
      " FROM audit_checkpoints WHERE id > $1 ORDER BY id LIMIT $2", 2},
+    /* the newest stored checkpoint and its age in seconds (audit verify) */
+    {"audit_checkpoint_newest",
+     "SELECT id, " TS("at") ", extract(epoch FROM now() - at)::bigint FROM audit_checkpoints"
+     " ORDER BY id DESC LIMIT 1", 0},
     /* the heads a chain's checkpoints recorded, in checkpoint order */
     {"audit_checkpoint_heads",
      "SELECT c.id, (e->>'chain_seq')::bigint, e->>'hash' FROM audit_checkpoints c,"

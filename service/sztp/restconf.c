@@ -83,26 +83,23 @@ bool sztp_error(struct sztp_call *c, int status, const char *type, const char *t
     va_start(ap, fmt);
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
-    store_rollback(c->ctx->db);
     if (!strcmp(c->rpc, "get-bootstrapping-data"))
         metrics_sztp_answer("error", false);
     write_error(c, status, type, tag, message);
     if (status == 401)
         response_add_header(c->res, "www-authenticate", "Basic realm=\"masad\"");
-    if (status != 503) {
-        yajl_gen g = json_gen_new();
-        json_open(g);
-        json_kv_int(g, "status", status);
-        json_kv_str(g, "reason", message);
-        json_kv_str(g, "rpc", c->rpc);
-        json_kv_str(g, "peer", c->req->peer);
-        json_close(g);
-        struct audit_event e = {c->serial ? arena_printf(c->a, "device:%s", c->serial)
-                                          : "device:unauthenticated",
-                                "sztp.refuse", c->serial, c->owner, "refused",
-                                json_finish(g, c->a, NULL)};
-        audit_refusal(c->ctx->db, c->a, &e);
-    }
+    yajl_gen g = json_gen_new();
+    json_open(g);
+    json_kv_int(g, "status", status);
+    json_kv_str(g, "reason", message);
+    json_kv_str(g, "rpc", c->rpc);
+    json_kv_str(g, "peer", c->req->peer);
+    json_close(g);
+    struct audit_event e = {c->serial ? arena_printf(c->a, "device:%s", c->serial)
+                                      : "device:unauthenticated",
+                            "sztp.refuse", c->serial, c->owner, "refused",
+                            json_finish(g, c->a, NULL)};
+    audit_refusal(c->ctx->db, c->a, status != 503 ? &e : NULL, c->req->peer, c->serial != NULL);
     return false;
 }
 

@@ -239,9 +239,12 @@ static void write_config(struct masad_proc *p, const struct masad_opts *o)
     char *tls_cert = pki_path("tls-chain.crt"), *tls_key = pki_path("tls.key");
     char *idevid_ca = pki_path("idevid-ca.crt");
     char *signer_cert = o->signer_cert ? strdup(o->signer_cert) : pki_path("masa-chain.crt");
+    char limit[48] = "";
+    if (o->job_time_limit)
+        snprintf(limit, sizeof(limit), ", \"job-time-limit\": %u", o->job_time_limit);
     fprintf(f,
             "{\"masad-config:service\": {\"event-loops\": 2, \"job-threads\": %u,"
-            " \"queue-capacity\": %u, \"shutdown-grace\": %u},\n"
+            " \"queue-capacity\": %u, \"shutdown-grace\": %u%s},\n"
             " \"masad-config:listeners\": {\"device\": {\"address\": \"127.0.0.1\", \"port\": %u%s%s},"
             " \"management\": {\"address\": \"127.0.0.1\", \"port\": %u}},\n"
             " \"masad-config:tls\": {\"certificate\": \"%s\", \"private-key\": \"%s\"},\n"
@@ -251,7 +254,7 @@ static void write_config(struct masad_proc *p, const struct masad_opts *o)
             " \"masad-config:signer\": {\"key\": \"%s\", \"pkcs11-module\": \"%s\","
             " \"certificate\": \"%s\"}%s%s}\n",
             o->job_threads ? o->job_threads : 2, o->queue_capacity ? o->queue_capacity : 64,
-            o->shutdown_grace ? o->shutdown_grace : 10, p->device_port,
+            o->shutdown_grace ? o->shutdown_grace : 10, limit, p->device_port,
             o->device_extra ? ", " : "", o->device_extra ? o->device_extra : "", p->management_port,
             tls_cert, tls_key, idevid_ca, o->signer_key ? o->signer_key : env_or_die("MASAD_PKCS11_URI"),
             env_or_die("MASAD_PKCS11_MODULE"), signer_cert, o->extra_config ? ",\n " : "",

@@ -40,6 +40,7 @@ struct masad_opts {
     unsigned job_threads;       /* 0: 2 */
     unsigned queue_capacity;    /* 0: 64 */
     unsigned shutdown_grace;    /* 0: 10 */
+    unsigned job_time_limit;    /* seconds; 0: the default */
     const char *signer_key;     /* NULL: the SoftHSM token key */
     const char *signer_cert;    /* NULL: masa-chain.crt */
     bool no_migrate;            /* leave the database empty */
