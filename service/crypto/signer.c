@@ -281,6 +281,15 @@ static int check_pair(struct crypto_signer *s, struct masad_error *err)
     return 0;
 }
 
+int crypto_key_uri_check(const char *uri, struct masad_error *err)
+{
+    struct pkcs11_uri u;
+    if (pkcs11_uri_parse(uri, &u, err) != 0)
+        return -1;
+    pkcs11_uri_clear(&u);
+    return 0;
+}
+
 int crypto_signer_open(const struct crypto_signer_options *o, struct crypto_signer **out,
                        struct masad_error *err)
 {
