@@ -5,7 +5,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # What building and running masad needs (Debian 12 package names).
 BUILD_PACKAGES=(gcc meson ninja-build pkg-config libh2o-evloop-dev libssl-dev libpq-dev
-    libyajl-dev libyang2-dev libp11-dev openssl softhsm2 opensc libengine-pkcs11-openssl
+    libyajl-dev libyang2-dev libp11-dev libp11-kit-dev openssl softhsm2 opensc libengine-pkcs11-openssl
     postgresql curl ca-certificates)
 # What the tests need on top.
 TEST_PACKAGES=(libcriterion-dev libcurl4-openssl-dev libyang2-tools python3 python3-yaml util-linux)

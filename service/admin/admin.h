@@ -32,8 +32,21 @@ void admin_progress_list(struct job_ctx *, const struct masad_request *, struct 
 void admin_audit_list(struct job_ctx *, const struct masad_request *, struct masad_response *);
 void admin_checkpoint_list(struct job_ctx *, const struct masad_request *, struct masad_response *);
 
+struct admin_token_args {
+    const char *command;    /* "create", "list" or "revoke" */
+    const char *name;       /* create, revoke */
+    const char *scopes;     /* create: comma-separated scope names */
+    const char *expires;    /* create: RFC 3339 time or a duration ("90d"); NULL: never */
+};
+
 /* `masad token create|list|revoke` against the database at url; output to
- * out, errors to err. Returns the process exit status. */
-int admin_token_command(const char *url, int argc, char **argv, FILE *out, FILE *err);
+ * out, errors to err. Input is checked before the database is reached.
+ * Returns the process exit status (2 for bad input). */
+int admin_token_command(const char *url, const struct admin_token_args *args, FILE *out,
+                        FILE *err);
+/* Checks a create's name, scopes and expiry without a database; on a fault
+ * prints the sentence to err and returns 2. expires_at receives the expiry
+ * as RFC 3339 UTC, "" for none. */
+int admin_token_check(const struct admin_token_args *args, char expires_at[32], FILE *err);
 
 #endif

@@ -140,6 +140,17 @@ static bool unauthorized(struct call *c, const char *why)
     return call_refuse(c, 401, "%s", why);
 }
 
+/* last_used_at, at most about once a minute per token: not a write per
+ * request. A failure only costs the timestamp. */
+static void touch_token(struct call *c)
+{
+    const char *params[] = {c->actor};
+    PGresult *r;
+    struct masad_error err;
+    if (store_exec(c->ctx->db, c->a, "token_touch", 1, params, &r, &err) != 0)
+        log_warn("token %s: last use not recorded: %s", c->actor, err.message);
+}
+
 bool call_authorize(struct call *c, const char *scope)
 {
     const char *auth = c->req->authorization;
@@ -150,9 +161,12 @@ bool call_authorize(struct call *c, const char *scope)
     struct masad_error err;
     if (store_exec(c->ctx->db, c->a, "token_lookup", 1, params, &r, &err) != 0)
         return call_fail(c, &err);
+    /* an expired token is refused as an unknown one (token_lookup) */
     if (PQntuples(r) != 1)
         return unauthorized(c, "the bearer token is unknown or revoked");
     c->actor = PQgetvalue(r, 0, 0);
+    if (!strcmp(PQgetvalue(r, 0, 2), "t"))
+        touch_token(c);
     if (!has_scope(PQgetvalue(r, 0, 1), scope))
         return call_refuse(c, 403, "the token \"%s\" lacks the scope %s", c->actor, scope);
     return true;

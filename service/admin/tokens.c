@@ -5,37 +5,128 @@
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "admin/admin_internal.h"
 
 static const char *const scopes[] = {"devices:read",    "devices:write", "owners:read",
                                      "owners:write",    "ownership:write", "audit:read", NULL};
+#define SCOPE_LIST "devices:read, devices:write, owners:read, owners:write, ownership:write, " \
+                   "audit:read"
 
-static bool scopes_valid(const char *list, FILE *err)
+static bool scope_known(const char *s, size_t n)
 {
-    char *copy = strdup(list), *save = NULL;
-    bool ok = *list != 0;
-    for (char *s = strtok_r(copy, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
-        bool known = false;
-        for (const char *const *k = scopes; *k && !known; k++)
-            known = !strcmp(*k, s);
-        if (!known) {
-            fprintf(err, "masad: unknown scope %s (known: devices:read, devices:write, "
-                         "owners:read, owners:write, ownership:write, audit:read)\n", s);
-            ok = false;
-        }
-    }
-    free(copy);
-    return ok;
+    for (const char *const *k = scopes; *k; k++)
+        if (strlen(*k) == n && !memcmp(*k, s, n))
+            return true;
+    return false;
 }
 
-static const char *arg(int argc, char **argv, const char *name)
+static int check_scopes(const char *list, FILE *err)
 {
-    for (int i = 3; i + 1 < argc; i++)
-        if (!strcmp(argv[i], name))
-            return argv[i + 1];
-    return NULL;
+    if (!*list) {
+        fprintf(err, "masad: give at least one scope with --scope (the scopes are " SCOPE_LIST
+                     ")\n");
+        return -1;
+    }
+    for (const char *p = list; p;) {
+        size_t n = strcspn(p, ",");
+        if (!scope_known(p, n)) {
+            fprintf(err, "masad: unknown scope %.*s (the scopes are " SCOPE_LIST ")\n",
+                    n ? (int)(n > 64 ? 64 : n) : 6, n ? p : "(none)");
+            return -1;
+        }
+        p = p[n] ? p + n + 1 : NULL;
+    }
+    return 0;
+}
+
+/* migrations/0001: names are 1 to 64 of [A-Za-z0-9._-] */
+static int check_name(const char *name, FILE *err)
+{
+    size_t n = strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
+    if (n == 0 || name[n] || n > 64) {
+        fprintf(err, "masad: a token name is 1 to 64 letters, digits, '.', '_' or '-' "
+                     "(not \"%.64s\")\n", name);
+        return -1;
+    }
+    return 0;
+}
+
+/* "90d", "12h", "30m", "3600s": from now; at most 10 years */
+static bool parse_duration(const char *s, time_t now, time_t *at)
+{
+    char *end;
+    if (*s < '0' || *s > '9')
+        return false;
+    unsigned long n = strtoul(s, &end, 10);
+    long unit = !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60 : !strcmp(end, "h") ? 3600
+              : !strcmp(end, "d") ? 86400 : 0;
+    if (!unit || n == 0 || n > 3650UL * 86400 / (unsigned long)unit)
+        return false;
+    *at = now + (time_t)n * unit;
+    return true;
+}
+
+/* RFC 3339 §5.6 date-time: fractions are dropped; the offset is applied. */
+static bool parse_rfc3339(const char *s, time_t *at)
+{
+    struct tm tm = {0};
+    const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!p || strlen(s) < 20 || s[4] != '-' || s[10] != 'T')
+        return false;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++)
+            ;
+    long offset = 0;
+    if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+        int h, m;
+        if (sscanf(p + 1, "%2d:%2d", &h, &m) != 2 || h > 23 || m > 59)
+            return false;
+        offset = (*p == '+' ? 1 : -1) * (h * 3600L + m * 60L);
+    } else if (strcmp(p, "Z") && strcmp(p, "z"))
+        return false;
+    *at = timegm(&tm) - offset;
+    return true;
+}
+
+static int check_expiry(const char *expires, char out[32], FILE *err)
+{
+    out[0] = '\0';
+    if (!expires)
+        return 0;
+    time_t now = time(NULL), at;
+    if (!parse_duration(expires, now, &at) && !parse_rfc3339(expires, &at)) {
+        fprintf(err, "masad: --expires takes an RFC 3339 time (2027-06-30T00:00:00Z) or a "
+                     "duration from now (90d, 12h, 30m, 3600s; at most 10 years), not "
+                     "\"%.64s\"\n", expires);
+        return -1;
+    }
+    if (at <= now) {
+        fprintf(err, "masad: the expiry %.64s is in the past\n", expires);
+        return -1;
+    }
+    struct tm tm;
+    gmtime_r(&at, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return 0;
+}
+
+int admin_token_check(const struct admin_token_args *args, char expires_at[32], FILE *err)
+{
+    expires_at[0] = '\0';
+    if (!args->name || (!strcmp(args->command, "create") && !args->scopes)) {
+        fprintf(err, "masad: token %s needs %s\n", args->command,
+                args->name ? "--scope" : !strcmp(args->command, "create") ? "--name" : "a NAME");
+        return 2;
+    }
+    if (check_name(args->name, err) != 0)
+        return 2;
+    if (strcmp(args->command, "create"))
+        return 0;
+    return check_scopes(args->scopes, err) == 0 && check_expiry(args->expires, expires_at, err) == 0
+               ? 0 : 2;
 }
 
 static void sha256_hex(const char *s, char out[65])
@@ -68,31 +159,29 @@ static const char *cli_actor(struct arena *a)
     return arena_printf(a, "cli:%s", pw ? pw->pw_name : "unknown");
 }
 
-static int create_token(struct store_conn *db, struct arena *a, int argc, char **argv, FILE *out,
-                  FILE *err)
+static int create_token(struct store_conn *db, struct arena *a,
+                        const struct admin_token_args *args, const char *expires_at, FILE *out,
+                        FILE *err)
 {
-    const char *name = arg(argc, argv, "--name"), *scope = arg(argc, argv, "--scope");
-    if (!name || !scope) {
-        fprintf(err, "usage: masad token create --name NAME --scope SCOPE[,SCOPE...]\n");
-        return 2;
-    }
-    if (!scopes_valid(scope, err))
-        return 2;
     char token[64], hash[65];
     new_token(token);
     sha256_hex(token, hash);
     struct masad_error e;
     PGresult *r;
-    const char *params[] = {name, hash, scope};
-    struct audit_event ev = {cli_actor(a), "token.create", NULL, NULL, "ok",
-                             arena_printf(a, "{\"name\": \"%s\", \"scopes\": \"%s\"}", name, scope)};
-    if (store_begin(db, &e) != 0 || store_exec(db, a, "token_create", 3, params, &r, &e) != 0) {
+    const char *params[] = {args->name, hash, args->scopes, expires_at};
+    struct audit_event ev = {
+        cli_actor(a), "token.create", NULL, NULL, "ok",
+        arena_printf(a, "{\"name\": \"%s\", \"scopes\": \"%s\", \"expires\": %s%s%s}", args->name,
+                     args->scopes, *expires_at ? "\"" : "", *expires_at ? expires_at : "null",
+                     *expires_at ? "\"" : "")};
+    if (store_begin(db, &e) != 0 || store_exec(db, a, "token_create", 4, params, &r, &e) != 0) {
         fprintf(err, "masad: %s\n", e.message);
         return 1;
     }
     if (PQntuples(r) != 1) {
         store_rollback(db);
-        fprintf(err, "masad: a token named %s exists already (names are never reused)\n", name);
+        fprintf(err, "masad: a token named %s exists already (names are never reused)\n",
+                args->name);
         return 1;
     }
     if (audit_append(db, a, &ev, &e) != 0 || store_commit(db, &e) != 0) {
@@ -104,6 +193,13 @@ static int create_token(struct store_conn *db, struct arena *a, int argc, char *
     return 0;
 }
 
+static const char *or_never(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? "never" : PQgetvalue(r, row, col);
+}
+
+/* Revoked and expiry-passed tokens are listed with their times; "-" means
+ * not revoked, "never" no expiry or no use yet. */
 static int list_tokens(struct store_conn *db, struct arena *a, FILE *out, FILE *err)
 {
     struct masad_error e;
@@ -112,49 +208,51 @@ static int list_tokens(struct store_conn *db, struct arena *a, FILE *out, FILE *
         fprintf(err, "masad: %s\n", e.message);
         return 1;
     }
-    fprintf(out, "%-24s %-21s %-21s %s\n", "NAME", "CREATED", "REVOKED", "SCOPES");
-    for (int i = 0; i < PQntuples(r); i++)
-        fprintf(out, "%-24s %-21s %-21s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 2),
-                PQgetisnull(r, i, 3) ? "-" : PQgetvalue(r, i, 3), PQgetvalue(r, i, 1));
+    fprintf(out, "%-24s %-21s %-21s %-21s %-21s %s\n", "NAME", "CREATED", "REVOKED", "EXPIRES",
+            "LAST USED", "SCOPES");
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *expires = or_never(r, i, 4);
+        if (!strcmp(PQgetvalue(r, i, 6), "t"))
+            expires = arena_printf(a, "%s(expired)", expires);
+        fprintf(out, "%-24s %-21s %-21s %-21s %-21s %s\n", PQgetvalue(r, i, 0),
+                PQgetvalue(r, i, 2), PQgetisnull(r, i, 3) ? "-" : PQgetvalue(r, i, 3), expires,
+                or_never(r, i, 5), PQgetvalue(r, i, 1));
+    }
     return 0;
 }
 
-static int revoke_token(struct store_conn *db, struct arena *a, int argc, char **argv, FILE *out,
-                  FILE *err)
+static int revoke_token(struct store_conn *db, struct arena *a, const char *name, FILE *out,
+                        FILE *err)
 {
-    if (argc < 4) {
-        fprintf(err, "usage: masad token revoke NAME\n");
-        return 2;
-    }
     struct masad_error e;
     PGresult *r;
-    const char *params[] = {argv[3]};
+    const char *params[] = {name};
     struct audit_event ev = {cli_actor(a), "token.revoke", NULL, NULL, "ok",
-                             arena_printf(a, "{\"name\": \"%s\"}", argv[3])};
+                             arena_printf(a, "{\"name\": \"%s\"}", name)};
     if (store_begin(db, &e) != 0 || store_exec(db, a, "token_revoke", 1, params, &r, &e) != 0) {
         fprintf(err, "masad: %s\n", e.message);
         return 1;
     }
     if (PQntuples(r) != 1) {
         store_rollback(db);
-        fprintf(err, "masad: no active token named %s\n", argv[3]);
+        fprintf(err, "masad: no active token named %s\n", name);
         return 1;
     }
     if (audit_append(db, a, &ev, &e) != 0 || store_commit(db, &e) != 0) {
         fprintf(err, "masad: %s\n", e.message);
         return 1;
     }
-    fprintf(out, "revoked %s\n", argv[3]);
+    fprintf(out, "revoked %s\n", name);
     return 0;
 }
 
-int admin_token_command(const char *url, int argc, char **argv, FILE *out, FILE *err)
+int admin_token_command(const char *url, const struct admin_token_args *args, FILE *out,
+                        FILE *err)
 {
-    const char *sub = argc > 2 ? argv[2] : "";
-    if (strcmp(sub, "create") && strcmp(sub, "list") && strcmp(sub, "revoke")) {
-        fprintf(err, "usage: masad token create --name NAME --scope S[,S...] | list | revoke NAME\n");
+    char expires_at[32] = "";
+    bool list = !strcmp(args->command, "list");
+    if (!list && admin_token_check(args, expires_at, err) != 0)
         return 2;
-    }
     struct store_options so = {url, 5, 10000};
     struct store_conn *db;
     struct masad_error e;
@@ -164,9 +262,10 @@ int admin_token_command(const char *url, int argc, char **argv, FILE *out, FILE 
         return 1;
     }
     struct arena *a = arena_new();
-    int rc = !strcmp(sub, "create") ? create_token(db, a, argc, argv, out, err)
-             : !strcmp(sub, "list") ? list_tokens(db, a, out, err)
-                                    : revoke_token(db, a, argc, argv, out, err);
+    int rc = list ? list_tokens(db, a, out, err)
+             : !strcmp(args->command, "create")
+                 ? create_token(db, a, args, expires_at, out, err)
+                 : revoke_token(db, a, args->name, out, err);
     arena_free(a);
     store_close(db);
     return rc;

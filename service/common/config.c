@@ -1,6 +1,7 @@
 #include "common/config.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -266,4 +267,32 @@ void config_free(struct config *cfg)
     }
     free(cfg->idevid_anchors);
     free(cfg);
+}
+
+/* ---- check-config: what serve would refuse, before it starts ---- */
+
+void config_fault(const struct config *c, FILE *err, const char *where, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(err, "masad: %s: %s: ", c->path, where);
+    vfprintf(err, fmt, ap);
+    fputc('\n', err);
+    va_end(ap);
+}
+
+int config_check(const struct config *c, FILE *err)
+{
+    int rc = 0;
+    if (c->device.port == c->management.port) {
+        config_fault(c, err, "/masad-config:listeners/management/port",
+                     "the device and management listeners both use port %u", c->device.port);
+        rc = -1;
+    }
+    if (!c->database_url || !*c->database_url) {
+        config_fault(c, err, "/masad-config:database/url",
+                     "no database: set it, or MASAD_DATABASE_URL in serve's environment");
+        rc = -1;
+    }
+    return rc;
 }

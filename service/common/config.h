@@ -9,6 +9,7 @@
 #include <libyang/libyang.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "common/error.h"
 #include "common/net.h"
@@ -75,6 +76,14 @@ int config_load(const char *path, const struct ly_ctx *yang, struct config **out
                 struct masad_error *err);
 void config_forget_secrets(struct config *cfg);
 void config_free(struct config *cfg);
+
+/* check-config, the configuration's own part: the listeners use distinct
+ * ports and a database is named (the files it names are crypto/'s to
+ * check: crypto_check_config). Prints each fault to err; 0 when none. */
+int config_check(const struct config *cfg, FILE *err);
+/* One check-config fault: "masad: FILE: PATH: reason" on err. */
+void config_fault(const struct config *cfg, FILE *err, const char *where, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Resolves the path the service would read (argument, MASAD_CONFIG, default). */
 const char *config_path(const char *arg);

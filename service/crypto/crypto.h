@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "common/arena.h"
+#include "common/config.h"
 #include "common/error.h"
 
 struct crypto_signer;
@@ -25,6 +26,18 @@ struct crypto_signer_options {
     const char *pin;            /* overrides the URI's pin-value / pin-source */
 };
 
+/* check-config: the key's PKCS#11 URI parses (RFC 7512) and names a key;
+ * a sentence naming the faulty attribute otherwise. The token is not
+ * opened. */
+int crypto_key_uri_check(const char *uri, struct masad_error *err);
+
+/* check-config (crypto/check.c): every file the configuration names
+ * exists and parses (the TLS certificate chain and the key that matches
+ * it, the IDevID trust anchors, the signer certificate, a PEM signing key
+ * that matches it or a PKCS#11 URI that parses, the PKCS#11 module). Each
+ * fault goes to err (config_fault); 0 when none. */
+int crypto_check_config(const struct config *cfg, FILE *err);
+
 /* Opens the key and checks, by signing and verifying, that it matches the
  * certificate. A file key is accepted with a loud warning (development). */
 int crypto_signer_open(const struct crypto_signer_options *opts, struct crypto_signer **out,
@@ -35,7 +48,10 @@ bool crypto_signer_is_hsm(const struct crypto_signer *s);
 X509 *crypto_signer_certificate(const struct crypto_signer *s);
 STACK_OF(X509) *crypto_signer_chain(const struct crypto_signer *s);
 
-/* Signs a fixed digest: 0 when the key is usable right now. */
+/* Signs a fixed digest: 0 when the key is usable right now. A PKCS#11
+ * token that failed (here or in crypto_cms_sign) is re-opened by the next
+ * call after a backoff of 250 ms doubling to 8 s, logging in again with the
+ * PIN the signer keeps; a PIN the token refused is never tried again. */
 int crypto_signer_probe(struct crypto_signer *s);
 
 /* A CMS SignedData over content with the given eContentType (dotted OID),

@@ -238,12 +238,20 @@ int store_check_schema(const char *url, struct masad_error *err)
     if (migrations_load(NULL, &m, &count, err) != 0)
         return -1;
     PGconn *pg = PQconnectdb(url);
-    PGresult *r = PQexec(pg, "SELECT version FROM schema_migrations");
+    PGresult *r = NULL;
     int rc = 0;
+    /* at start the operator needs libpq's own reason (host, port, role),
+     * which a query on the failed connection would replace */
     if (PQstatus(pg) != CONNECTION_OK) {
-        log_warn("cannot connect to the database: %s", PQerrorMessage(pg));
-        rc = error_set(err, 503, "db-unavailable", "the database is unavailable");
-    } else if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        char why[400];
+        snprintf(why, sizeof(why), "%s", PQerrorMessage(pg));
+        for (char *p = why; *p; p++)
+            *p = *p == '\n' || *p == '\t' ? ' ' : *p;
+        for (size_t n = strlen(why); n > 0 && why[n - 1] == ' '; n--)
+            why[n - 1] = '\0';
+        rc = error_set(err, 503, "db-unavailable", "cannot connect to the database: %s", why);
+    } else if (PQresultStatus(r = PQexec(pg, "SELECT version FROM schema_migrations")) !=
+               PGRES_TUPLES_OK) {
         const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         if (st && !strcmp(st, "42P01"))
             rc = error_set(err, 500, "schema", "the database has no masad schema: run `masad migrate`");

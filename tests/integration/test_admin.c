@@ -63,7 +63,9 @@ static char *data_digest(void)
              " coalesce((SELECT string_agg(d::text, ',' ORDER BY serial_number) FROM devices d), '') ||"
              " coalesce((SELECT string_agg(o::text, ',' ORDER BY id) FROM ownership o), '') ||"
              " coalesce((SELECT string_agg(w::text, ',' ORDER BY owner_id) FROM owners w), '') ||"
-             " coalesce((SELECT string_agg(t::text, ',' ORDER BY name) FROM api_tokens t), ''))");
+             /* a token's last use is bookkeeping, recorded for refused calls too */
+             " coalesce((SELECT string_agg((t.name, t.token_sha256, t.scopes, t.created_at,"
+             "   t.revoked_at, t.expires_at)::text, ',' ORDER BY name) FROM api_tokens t), ''))");
 }
 
 struct snapshot {

@@ -114,6 +114,13 @@ Test(signer, wrong_pin_is_refused)
     struct crypto_signer_options o = hsm_options();
     o.pin = "0000";
     refused(o, "PKCS#11 login to token");
+    /* not 503: serve must not try a refused PIN again */
+    struct crypto_signer *s = NULL;
+    struct masad_error err;
+    cr_assert_eq(crypto_signer_open(&o, &s, &err), -1);
+    cr_assert_eq(err.status, 500);
+    cr_assert_str_eq(err.code, "hsm-pin");
+    cr_assert(strstr(err.message, "check MASAD_PKCS11_PIN"), "%s", err.message);
 }
 
 Test(signer, unknown_token_and_key_are_named)
