@@ -16,6 +16,10 @@ void metrics_init(const char *const *names, size_t count);
 void metrics_request(unsigned route, int status, long long microseconds);
 void metrics_db_reconnect(void);
 void metrics_queue_rejected(void);
+/* A queued request whose client had gone before a job thread took it. */
+void metrics_job_dropped(void);
+/* An HTTP/2 connection closed for resetting too many pending requests. */
+void metrics_reset_flood_closed(void);
 
 /* Gauges owned elsewhere, read at render time. */
 struct metrics_gauges {

@@ -4,6 +4,7 @@
 
 #include "audit/audit.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "crypto/crypto.h"
 #include "edge/edge_internal.h"
 #include "store/store.h"
@@ -135,6 +136,13 @@ static void keep_response(struct job *j, const struct masad_response *r)
 
 static void run_job(struct job_ctx *ctx, struct job *j)
 {
+    /* the client reset the stream or closed while the job waited: its
+     * answer would go nowhere (HTTP/2 rapid reset, resets.c) */
+    if (atomic_load(&j->client_gone)) {
+        metrics_job_dropped();
+        edge_job_done(j);
+        return;
+    }
     struct masad_response res;
     memset(&res, 0, sizeof(res));
     edge_routes[j->route].handler(ctx, &j->request, &res);

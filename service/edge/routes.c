@@ -127,11 +127,11 @@ int route_find(enum listener_kind listener, const char *method, size_t method_le
     return -1;
 }
 
-size_t route_max_body(void)
+size_t route_max_body(enum listener_kind listener)
 {
     size_t max = 0;
     for (size_t i = 0; i < edge_route_count; i++)
-        if (edge_routes[i].max_body > max)
+        if ((edge_routes[i].listeners & listener) && edge_routes[i].max_body > max)
             max = edge_routes[i].max_body;
     return max;
 }
