@@ -278,3 +278,34 @@ Test(interop, progress_refuses_what_is_not_a_certs_only_cms, .init = start, .fin
     cr_assert_eq(count_of("SELECT count(*) FROM audit_events WHERE action = 'sztp.refuse'"), refusals + 10);
     cr_assert_eq(count_of("SELECT count(*) FROM audit_events WHERE action = 'sztp.progress'"), 0);
 }
+
+/* migrations/0008: reports stored before in libyang's shape are listed in
+ * the new one */
+Test(interop, reports_stored_in_the_old_shape_are_rewritten, .init = start, .fini = stop, .timeout = 120)
+{
+    register_device("PROG-OLD", NULL);
+    char *err = NULL;
+    cr_assert_eq(db_exec(proc.db.owner_url,
+                         "ALTER TABLE sztp_progress DROP CONSTRAINT sztp_progress_ssh_host_keys_array,"
+                         " DROP CONSTRAINT sztp_progress_trust_anchor_certs_array;"
+                         "DELETE FROM schema_migrations WHERE version = 8;"
+                         "INSERT INTO sztp_progress (serial_number, progress_type, ssh_host_keys,"
+                         " trust_anchor_certs) VALUES ('PROG-OLD', 'bootstrap-complete',"
+                         " '{\"ietf-sztp-bootstrap-server:ssh-host-keys\": {\"ssh-host-key\":"
+                         " [{\"algorithm\": \"ssh-ed25519\", \"key-data\": \"" ED25519 "\"}]}}',"
+                         " '{\"ietf-sztp-bootstrap-server:trust-anchor-certs\":"
+                         " {\"trust-anchor-cert\": [\"AAAA\"]}}')", &err), 0, "%s", err);
+    char *out;
+    const char *env[] = {"MASAD_MIGRATE_DATABASE_URL", proc.db.owner_url, NULL};
+    const char *args[] = {"migrate", NULL};
+    cr_assert_eq(masad_run(&out, env, args), 0, "%s", out);
+    cr_assert(strstr(out, "applied 0008_progress_detail.sql"), "%s", out);
+    struct http_opts o = {.management = true, .bearer = token};
+    struct http_result r = http(&proc, "/api/v1/devices/PROG-OLD/progress", &o);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    cr_assert(strstr(r.body, "\"ssh_host_keys\":[{\"key_data\":\"" ED25519 "\",\"algorithm\":\"ssh-ed25519\"}],"
+                             "\"trust_anchor_certs\":[\"AAAA\"]"), "%s", r.body);
+    cr_assert_neq(db_exec(proc.db.owner_url, "INSERT INTO sztp_progress (serial_number, progress_type,"
+                                             " ssh_host_keys) VALUES ('PROG-OLD', 'informational', '{}')",
+                          NULL), 0, "an object passed the check");
+}
