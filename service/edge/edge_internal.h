@@ -89,10 +89,10 @@ void jobs_stop(struct job_pool *p, long timeout_ms);
 void edge_job_done(struct job *j);
 
 /* ---- resets.c: HTTP/2 rapid reset ---- */
-#define EDGE_RESET_SLOTS 16
+#define EDGE_RESET_SLOTS 64
 struct reset_count {
     uint64_t conn_id;                /* h2o's connection id; 0: free */
-    long long window_start_ms, last_ms;
+    long long window_start_ms;
     unsigned count;
     bool closed;
 };

@@ -4,6 +4,7 @@
  * the edge counts, per connection, the requests aborted while their job was
  * still pending, and past RESET_LIMIT within RESET_WINDOW_MS shuts the
  * connection down. The jobs themselves are dropped by the job threads. */
+#include <limits.h>
 #include <netdb.h>
 #include <sys/socket.h>
 
@@ -14,20 +15,25 @@
 #define RESET_LIMIT 100
 #define RESET_WINDOW_MS 10000
 
-/* The slot counting this connection: its own, else an empty one, else the
- * one seen longest ago. */
-static struct reset_count *slot_for(struct edge_resets *r, uint64_t conn_id)
+/* The slot counting this connection: its own, else the one that counts
+ * least (an empty one, or one whose window has passed), so that many
+ * connections resetting at once cannot push a heavy resetter out. */
+static struct reset_count *slot_for(struct edge_resets *r, uint64_t conn_id, long long now)
 {
-    struct reset_count *oldest = &r->slots[0];
+    struct reset_count *least = &r->slots[0];
+    unsigned least_count = UINT_MAX;
     for (size_t i = 0; i < EDGE_RESET_SLOTS; i++) {
         struct reset_count *s = &r->slots[i];
         if (s->conn_id == conn_id)
             return s;
-        if (s->conn_id == 0 || s->last_ms < oldest->last_ms)
-            oldest = s;
+        unsigned count = s->conn_id && now - s->window_start_ms <= RESET_WINDOW_MS ? s->count : 0;
+        if (count < least_count) {
+            least = s;
+            least_count = count;
+        }
     }
-    *oldest = (struct reset_count){.conn_id = conn_id};
-    return oldest;
+    *least = (struct reset_count){.conn_id = conn_id, .window_start_ms = now};
+    return least;
 }
 
 /*
@@ -49,12 +55,11 @@ void edge_resets_note(struct edge_loop *loop, h2o_req_t *req)
     if (req->version < 0x200)
         return; /* HTTP/1.1 aborts once per connection */
     long long now = edge_now_ms();
-    struct reset_count *s = slot_for(&loop->resets, req->conn->id);
+    struct reset_count *s = slot_for(&loop->resets, req->conn->id, now);
     if (now - s->window_start_ms > RESET_WINDOW_MS) {
         s->window_start_ms = now;
         s->count = 0;
     }
-    s->last_ms = now;
     if (++s->count <= RESET_LIMIT || s->closed)
         return;
     s->closed = true;
