@@ -76,13 +76,28 @@ static void write_voucher(struct call *c, yajl_gen g, const PGresult *r, int row
     json_close(g);
 }
 
+/* A JSON column that masad wrote itself (jsonb as text), or null. */
+static void stored_json(struct call *c, yajl_gen g, const char *key, const PGresult *r, int row,
+                        int col)
+{
+    struct json_value *v;
+    struct masad_error err;
+    const char *text = pq_value(r, row, col);
+    json_str(g, key);
+    if (text && json_parse(c->a, text, strlen(text), 8, &v, &err) == 0)
+        json_write_value(g, v);
+    else
+        json_null(g);
+}
+
 static void write_progress(struct call *c, yajl_gen g, const PGresult *r, int row)
 {
-    (void)c;
     json_open(g);
     json_kv_str(g, "at", PQgetvalue(r, row, 1));
     json_kv_str(g, "progress_type", PQgetvalue(r, row, 2));
     json_kv_str(g, "message", pq_value(r, row, 3));
+    stored_json(c, g, "ssh_host_keys", r, row, 4);
+    stored_json(c, g, "trust_anchor_certs", r, row, 5);
     json_close(g);
 }
 

@@ -35,6 +35,8 @@ static const char *const *route_names, *const *route_methods;
 static size_t route_count;
 static _Atomic unsigned long long db_reconnects;
 static _Atomic unsigned long long queue_rejections;
+static _Atomic unsigned long long jobs_dropped;
+static _Atomic unsigned long long reset_flood_closes;
 
 enum { PROTOCOL_BRSKI, PROTOCOL_SZTP, PROTOCOLS };
 static const char *const protocol_names[PROTOCOLS] = {"brski", "sztp"};
@@ -139,6 +141,16 @@ void metrics_db_reconnect(void)
 void metrics_queue_rejected(void)
 {
     atomic_fetch_add_explicit(&queue_rejections, 1, memory_order_relaxed);
+}
+
+void metrics_job_dropped(void)
+{
+    atomic_fetch_add_explicit(&jobs_dropped, 1, memory_order_relaxed);
+}
+
+void metrics_reset_flood_closed(void)
+{
+    atomic_fetch_add_explicit(&reset_flood_closes, 1, memory_order_relaxed);
 }
 
 struct text {
@@ -306,6 +318,15 @@ char *metrics_render(struct arena *a, const struct metrics_gauges *g, size_t *le
         g->queue_depth, g->jobs_in_flight,
         atomic_load_explicit(&queue_rejections, memory_order_relaxed),
         atomic_load_explicit(&db_reconnects, memory_order_relaxed));
+    put(&t,
+        "# HELP masad_jobs_dropped_total Queued requests not run because their client had gone.\n"
+        "# TYPE masad_jobs_dropped_total counter\nmasad_jobs_dropped_total %llu\n"
+        "# HELP masad_http2_reset_flood_closes_total HTTP/2 connections closed for resetting too "
+        "many pending requests.\n"
+        "# TYPE masad_http2_reset_flood_closes_total counter\n"
+        "masad_http2_reset_flood_closes_total %llu\n",
+        atomic_load_explicit(&jobs_dropped, memory_order_relaxed),
+        atomic_load_explicit(&reset_flood_closes, memory_order_relaxed));
     char *out = arena_strndup(a, t.buf, t.len);
     *len = t.len;
     free(t.buf);

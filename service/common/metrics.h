@@ -20,6 +20,10 @@ void metrics_init(const char *const *names, const char *const *methods, size_t c
 void metrics_request(unsigned route, int status, long long microseconds);
 void metrics_db_reconnect(void);
 void metrics_queue_rejected(void);
+/* A queued request whose client had gone before a job thread took it. */
+void metrics_job_dropped(void);
+/* An HTTP/2 connection closed for resetting too many pending requests. */
+void metrics_reset_flood_closed(void);
 
 /* A voucher answer: protocol "brski" or "sztp"; status 200 when one was
  * issued, else the status of the refusal (its reason class). */

@@ -1,8 +1,10 @@
 #include <openssl/bio.h>
+#include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -151,4 +153,45 @@ int crypto_cms_verify_by_chain(const unsigned char *der, size_t len, STACK_OF(X5
     CMS_ContentInfo_free(cms);
     ERR_clear_error();
     return rc;
+}
+
+int crypto_cert_client_identity(X509 *x, char *why)
+{
+    uint32_t flags = X509_get_extension_flags(x);
+    const char *fault = NULL;
+    if (flags & EXFLAG_INVALID)
+        fault = "has malformed extensions";
+    else if (flags & EXFLAG_CA)
+        fault = "is a CA certificate (basicConstraints CA:TRUE)";
+    else if ((flags & EXFLAG_KUSAGE) && !(X509_get_key_usage(x) & KU_DIGITAL_SIGNATURE))
+        fault = "has a keyUsage without digitalSignature";
+    else if ((flags & EXFLAG_XKUSAGE) && !(X509_get_extended_key_usage(x) & XKU_SSL_CLIENT))
+        fault = "has an extendedKeyUsage without clientAuth";
+    ERR_clear_error();
+    if (!fault)
+        return 0;
+    snprintf(why, WHY, "the client certificate %s: it is not a device identity", fault);
+    return -1;
+}
+
+int crypto_certs_only_check(const unsigned char *der, size_t len, int max_certs, char *why)
+{
+    const unsigned char *p = der;
+    CMS_ContentInfo *cms = len <= LONG_MAX ? d2i_CMS_ContentInfo(NULL, &p, (long)len) : NULL;
+    STACK_OF(X509) *certs = NULL;
+    int n = -1;
+    if (!cms || p != der + len)
+        snprintf(why, WHY, "is not a DER CMS structure");
+    else if (OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed)
+        snprintf(why, WHY, "is not a CMS SignedData");
+    else if (sk_CMS_SignerInfo_num(CMS_get0_SignerInfos(cms)) != 0)
+        snprintf(why, WHY, "is signed: a certs-only structure has no signers");
+    else if ((n = sk_X509_num(certs = CMS_get1_certs(cms))) < 1 || n > max_certs) {
+        snprintf(why, WHY, "holds %d certificates: 1 to %d are allowed", n < 0 ? 0 : n, max_certs);
+        n = -1;
+    }
+    sk_X509_pop_free(certs, X509_free);
+    CMS_ContentInfo_free(cms);
+    ERR_clear_error();
+    return n < 0 ? -1 : 0;
 }

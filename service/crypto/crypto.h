@@ -79,6 +79,14 @@ void crypto_time_rfc3339(const ASN1_TIME *t, char *out);
 const char *crypto_cert_subject(X509 *x, struct arena *a);
 /* -1 when the certificate is outside its validity period now. */
 int crypto_cert_current(X509 *x, char *why);
+/* RFC 8995 §2.3.1, RFC 5280 §4.2.1.3/§4.2.1.9/§4.2.1.12: a device identity
+ * presented for TLS client authentication is an end-entity certificate
+ * (no basicConstraints, or CA:FALSE), with digitalSignature if it has
+ * keyUsage and clientAuth if it has extendedKeyUsage. */
+int crypto_cert_client_identity(X509 *x, char *why);
+/* A DER CMS SignedData without signers holding 1 to max_certs certificates
+ * and nothing after it (RFC 8572 §7.3 trust-anchor-cert, RFC 8572 §3.2). */
+int crypto_certs_only_check(const unsigned char *der, size_t len, int max_certs, char *why);
 /* chain[i] is issued and signed by chain[i+1], for every i. */
 int crypto_chain_linked(STACK_OF(X509) *chain, char *why);
 /* Verifies a CMS SignedData (DER) signed by chain[0] with a path to the last

@@ -50,7 +50,8 @@ int route_find(enum listener_kind listener, const char *method, size_t method_le
 /* Copies the segments that route's placeholders match into req->params. */
 void route_params(const struct route *r, const char *path, size_t path_len, struct arena *a,
                   struct masad_request *req);
-size_t route_max_body(void);
+/* The largest body of the listener's routes: its h2o limit. */
+size_t route_max_body(enum listener_kind listener);
 
 /* ---- jobs.c: the bounded queue and the job threads ---- */
 struct job {
@@ -58,6 +59,7 @@ struct job {
     h2o_multithread_message_t message;
     struct edge_loop *loop;
     h2o_req_t *req;             /* NULL once the client has gone */
+    atomic_bool client_gone;    /* the same, for the job threads: drop the job */
     struct job **req_slot;      /* in req->pool; cleared when answered */
     unsigned route;
     long long started_us;
@@ -99,6 +101,21 @@ void jobs_stop(struct job_pool *p, long timeout_ms);
 /* Sends a finished job back to its loop (called by job threads). */
 void edge_job_done(struct job *j);
 
+/* ---- resets.c: HTTP/2 rapid reset ---- */
+#define EDGE_RESET_SLOTS 64
+struct reset_count {
+    uint64_t conn_id;                /* h2o's connection id; 0: free */
+    long long window_start_ms;
+    unsigned count;
+    bool closed;
+};
+struct edge_resets {
+    struct reset_count slots[EDGE_RESET_SLOTS];
+};
+/* On the loop, when req is disposed of while its job is pending (the
+ * client reset the stream or went away); may close req's connection. */
+void edge_resets_note(struct edge_loop *loop, h2o_req_t *req);
+
 /* ---- server.c ---- */
 struct edge_listen {
     struct edge_loop *loop;
@@ -106,11 +123,19 @@ struct edge_listen {
     const struct config_listener *config;
 };
 
+/* h2o takes its limits from a context's globalconf: one context per
+ * listener, so that each listener refuses bodies over its own routes' limit
+ * before buffering them. Both contexts run on the loop's one event loop. */
+struct edge_context {
+    h2o_context_t h2o;
+    struct edge_loop *loop;
+};
+
 struct edge_loop {
     struct edge *edge;
     unsigned index;
     pthread_t thread;
-    h2o_context_t ctx;
+    struct edge_context ctx[2];      /* [0] device, [1] management; [0] takes the receivers */
     h2o_accept_ctx_t accept[2];      /* [0] device, [1] management */
     h2o_socket_t *listeners[2];
     struct edge_listen listen[2];
@@ -120,11 +145,12 @@ struct edge_loop {
     atomic_bool stop_accepting;
     atomic_bool exit;
     unsigned long long requests;
+    struct edge_resets resets;
 };
 
 struct edge {
     const struct config *cfg;
-    h2o_globalconf_t globalconf;
+    h2o_globalconf_t globalconf[2];  /* [0] device, [1] management */
     h2o_hostconf_t *hosts[2][2];
     SSL_CTX *ssl_ctx;
     int listen_fd[2];

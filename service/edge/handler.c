@@ -18,7 +18,7 @@ struct edge_handler {
 
 static struct edge_loop *loop_of(h2o_req_t *req)
 {
-    return H2O_STRUCT_FROM_MEMBER(struct edge_loop, ctx, req->conn->ctx);
+    return H2O_STRUCT_FROM_MEMBER(struct edge_context, h2o, req->conn->ctx)->loop;
 }
 
 static const char *listener_name(enum listener_kind l)
@@ -181,8 +181,12 @@ static void copy_request(struct job *j, h2o_req_t *req, enum listener_kind liste
 static void on_req_disposed(void *p)
 {
     struct job **slot = p;
-    if (*slot)
-        (*slot)->req = NULL;
+    struct job *j = *slot;
+    if (!j)
+        return;
+    edge_resets_note(j->loop, j->req);
+    j->req = NULL;
+    atomic_store(&j->client_gone, true);
 }
 
 static void hand_off(struct edge_loop *loop, h2o_req_t *req, struct edge_answer *a, SSL *ssl,
@@ -192,6 +196,7 @@ static void hand_off(struct edge_loop *loop, h2o_req_t *req, struct edge_answer 
     j->arena = ar;
     j->loop = loop;
     j->req = req;
+    atomic_init(&j->client_gone, false);
     j->route = a->route;
     j->started_us = a->started_us;
     j->request.request_id = a->request_id;

@@ -168,6 +168,13 @@ static void slot_leave(struct job_slot *s)
 
 static void run_job(struct job_ctx *ctx, struct job_slot *slot, struct job *j)
 {
+    /* the client reset the stream or closed while the job waited: its
+     * answer would go nowhere (HTTP/2 rapid reset, resets.c) */
+    if (atomic_load(&j->client_gone)) {
+        metrics_job_dropped();
+        edge_job_done(j);
+        return;
+    }
     struct masad_response res;
     memset(&res, 0, sizeof(res));
     log_set_request(j->request.request_id, j->request.trace_id);

@@ -113,13 +113,17 @@ int edge_client_cert_headers(h2o_req_t *req, struct arena *a, struct der_cert **
     leaf_len = trim(&leaf, leaf_len);
     if (add_item(a, leaf, leaf_len, &certs[n++]) != 0)
         return -1;
-    while (chain && chain_len) {
+    /* RFC 8941 §4.2.1: after a comma another member must follow, so a
+     * trailing comma fails the whole list (add_item refuses the empty one) */
+    bool more = chain && chain_len;
+    while (more) {
         const char *comma = memchr(chain, ',', chain_len);
         size_t item = comma ? (size_t)(comma - chain) : chain_len;
         const char *s = chain;
         size_t len = trim(&s, item);
         if (n > CHAIN_MAX || add_item(a, s, len, &certs[n++]) != 0)
             return -1;
+        more = comma != NULL;
         chain_len -= comma ? item + 1 : item;
         chain = comma ? comma + 1 : NULL;
     }

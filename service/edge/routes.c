@@ -155,11 +155,11 @@ void route_metrics_init(void)
     metrics_init(names, methods, n + 1);
 }
 
-size_t route_max_body(void)
+size_t route_max_body(enum listener_kind listener)
 {
     size_t max = 0;
     for (size_t i = 0; i < edge_route_count; i++)
-        if (edge_routes[i].max_body > max)
+        if ((edge_routes[i].listeners & listener) && edge_routes[i].max_body > max)
             max = edge_routes[i].max_body;
     return max;
 }

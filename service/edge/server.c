@@ -116,27 +116,31 @@ static void *loop_thread(void *arg)
 {
     struct edge_loop *loop = arg;
     struct edge *edge = loop->edge;
-    h2o_context_init(&loop->ctx, h2o_evloop_create(), &edge->globalconf);
-    h2o_multithread_register_receiver(loop->ctx.queue, &loop->replies, edge_on_replies);
-    h2o_multithread_register_receiver(loop->ctx.queue, &loop->control, on_control);
+    h2o_evloop_t *evloop = h2o_evloop_create();
+    for (int i = 0; i < 2; i++) {
+        h2o_context_init(&loop->ctx[i].h2o, evloop, &edge->globalconf[i]);
+        loop->ctx[i].loop = loop;
+    }
+    h2o_multithread_register_receiver(loop->ctx[0].h2o.queue, &loop->replies, edge_on_replies);
+    h2o_multithread_register_receiver(loop->ctx[0].h2o.queue, &loop->control, on_control);
     for (int i = 0; i < 2; i++) {
         const struct config_listener *l = i == 0 ? &edge->cfg->device : &edge->cfg->management;
-        loop->accept[i].ctx = &loop->ctx;
+        loop->accept[i].ctx = &loop->ctx[i].h2o;
         loop->accept[i].hosts = edge->hosts[i];
         loop->accept[i].ssl_ctx = edge->ssl_ctx;
         loop->accept[i].expect_proxy_line = l->proxy_protocol;
         loop->listen[i] = (struct edge_listen){loop, &loop->accept[i], l};
         int fd = dup(edge->listen_fd[i]);
-        loop->listeners[i] = h2o_evloop_socket_create(loop->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+        loop->listeners[i] = h2o_evloop_socket_create(evloop, fd, H2O_SOCKET_FLAG_DONT_READ);
         loop->listeners[i]->data = &loop->listen[i];
         h2o_socket_read_start(loop->listeners[i], on_accept);
     }
     while (!atomic_load(&loop->exit))
-        h2o_evloop_run(loop->ctx.loop, 100);
+        h2o_evloop_run(evloop, 100);
     /* let answers already queued on sockets go out */
     long long until = edge_now_ms() + 200;
     while (edge_now_ms() < until)
-        h2o_evloop_run(loop->ctx.loop, 10);
+        h2o_evloop_run(evloop, 10);
     return NULL;
 }
 
@@ -148,15 +152,19 @@ static void send_control(struct edge_loop *loop, h2o_multithread_message_t *m)
 
 static void setup_hosts(struct edge *edge)
 {
-    h2o_config_init(&edge->globalconf);
-    edge->globalconf.max_request_entity_size = route_max_body();
-    edge->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("masad"));
     static const enum listener_kind kinds[2] = {LISTENER_DEVICE, LISTENER_MANAGEMENT};
     static const char *names[2] = {"device", "management"};
     for (int i = 0; i < 2; i++) {
         const struct config_listener *l = i == 0 ? &edge->cfg->device : &edge->cfg->management;
+        h2o_globalconf_t *conf = &edge->globalconf[i];
+        h2o_config_init(conf);
+        /* h2o answers larger bodies itself (413 on HTTP/1.1, a reset stream
+         * on HTTP/2) without reading them; smaller ones that exceed their
+         * route's own limit get 413 in the route's format (handler.c) */
+        conf->max_request_entity_size = route_max_body(kinds[i]);
+        conf->server_name = h2o_iovec_init(H2O_STRLIT("masad"));
         h2o_hostconf_t *host = h2o_config_register_host(
-            &edge->globalconf, h2o_iovec_init(names[i], strlen(names[i])), l->port);
+            conf, h2o_iovec_init(names[i], strlen(names[i])), l->port);
         edge_handler_register(h2o_config_register_path(host, "/", 0), kinds[i]);
         edge->hosts[i][0] = host;
         edge->hosts[i][1] = NULL;

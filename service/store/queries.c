@@ -239,7 +239,8 @@ const struct store_statement store_statements[] = {
      " WHERE serial_number = $1 AND ($2::bigint IS NULL OR id < $2)"
      " ORDER BY id DESC LIMIT $3", 3},
     {"progress_list",
-     "SELECT id, " TS("at") ", progress_type, message FROM sztp_progress"
+     "SELECT id, " TS("at") ", progress_type, message, ssh_host_keys::text,"
+     " trust_anchor_certs::text FROM sztp_progress"
      " WHERE serial_number = $1 AND ($2::bigint IS NULL OR id < $2)"
      " ORDER BY id DESC LIMIT $3", 3},
     {NULL, NULL, 0},

@@ -4,22 +4,98 @@
 #include <string.h>
 
 #include "audit/audit.h"
+#include "common/base64.h"
 #include "common/json.h"
+#include "crypto/crypto.h"
 #include "store/store.h"
 #include "sztp/sztp_internal.h"
 
-/* A container of the input as JSON text, or NULL when absent. */
-static const char *subtree_json(struct sztp_call *c, struct lyd_node *rpc, const char *name)
+/* Bounds on what a device may have kept (RFC 8572 §7.3 sets none). */
+#define MAX_HOST_KEYS 16
+#define MAX_ALGORITHM 64
+#define MAX_KEY_DATA (16 * 1024)       /* base64 */
+#define MAX_TRUST_ANCHORS 8
+#define MAX_ANCHOR_CMS (64 * 1024)     /* base64 */
+#define MAX_ANCHOR_CERTS 8             /* certificates in one trust-anchor-cert */
+
+/* The entries named `name` under the input's container `container`. */
+static size_t entries(struct lyd_node *rpc, const char *container, const char *name,
+                      struct lyd_node **out, size_t max)
 {
-    struct lyd_node *n = NULL;
-    char *text = NULL;
-    /* libyang adds the empty non-presence container: only what was sent counts */
-    if (lyd_find_path(rpc, name, 0, &n) != LY_SUCCESS || !n || !lyd_child(n) ||
-        lyd_print_mem(&text, n, LYD_JSON, LYD_PRINT_SHRINK) != LY_SUCCESS)
-        return NULL;
-    const char *out = arena_strdup(c->a, text);
-    free(text);
-    return out;
+    struct lyd_node *box = NULL, *n;
+    size_t count = 0;
+    if (lyd_find_path(rpc, container, 0, &box) != LY_SUCCESS || !box)
+        return 0;
+    LY_LIST_FOR(lyd_child(box), n)
+        if (!strcmp(n->schema->name, name) && count++ < max)
+            out[count - 1] = n;
+    return count;
+}
+
+/* ssh-host-keys as [{"algorithm", "key_data"}], or NULL when none; false:
+ * a 400 was answered. */
+static bool host_keys(struct sztp_call *c, struct lyd_node *rpc, const char **json)
+{
+    struct lyd_node *keys[MAX_HOST_KEYS];
+    size_t n = entries(rpc, "ssh-host-keys", "ssh-host-key", keys, MAX_HOST_KEYS);
+    *json = NULL;
+    if (n > MAX_HOST_KEYS)
+        return sztp_error(c, 400, "application", "invalid-value",
+                          "invalid input: more than %d ssh-host-key entries", MAX_HOST_KEYS);
+    if (!n)
+        return true;
+    yajl_gen g = json_gen_new();
+    json_open_array(g);
+    for (size_t i = 0; i < n; i++) {
+        const char *alg = sztp_leaf(keys[i], "algorithm"), *data = sztp_leaf(keys[i], "key-data");
+        if (!alg || !data || strlen(alg) > MAX_ALGORITHM || strlen(data) > MAX_KEY_DATA) {
+            yajl_gen_free(g);
+            return sztp_error(c, 400, "application", "invalid-value",
+                              "invalid input: ssh-host-key %zu is larger than %d bytes of "
+                              "algorithm or %d of key-data", i + 1, MAX_ALGORITHM, MAX_KEY_DATA);
+        }
+        json_open(g);
+        json_kv_str(g, "algorithm", alg);
+        json_kv_str(g, "key_data", data);
+        json_close(g);
+    }
+    json_close_array(g);
+    *json = json_finish(g, c->a, NULL);
+    return true;
+}
+
+/* trust-anchor-certs as ["base64 CMS", ...], each checked to be a CMS
+ * certs-only structure, or NULL when none; false: a 400 was answered. */
+static bool trust_anchors(struct sztp_call *c, struct lyd_node *rpc, const char **json)
+{
+    struct lyd_node *certs[MAX_TRUST_ANCHORS];
+    size_t n = entries(rpc, "trust-anchor-certs", "trust-anchor-cert", certs, MAX_TRUST_ANCHORS);
+    *json = NULL;
+    if (n > MAX_TRUST_ANCHORS)
+        return sztp_error(c, 400, "application", "invalid-value",
+                          "invalid input: more than %d trust-anchor-cert entries", MAX_TRUST_ANCHORS);
+    if (!n)
+        return true;
+    yajl_gen g = json_gen_new();
+    json_open_array(g);
+    for (size_t i = 0; i < n; i++) {
+        const char *b64 = lyd_get_value(certs[i]);
+        size_t len = 0;
+        unsigned char *der = strlen(b64) <= MAX_ANCHOR_CMS ? base64_decode(c->a, b64, strlen(b64), &len)
+                                                           : NULL;
+        char why[256] = "is larger than 64 KiB or not base64";
+        if (!der || crypto_certs_only_check(der, len, MAX_ANCHOR_CERTS, why) != 0) {
+            yajl_gen_free(g);
+            /* RFC 8572 §7.3: a CMS certs-only structure (RFC 8572 §3.2) */
+            return sztp_error(c, 400, "application", "invalid-value",
+                              "invalid input: trust-anchor-cert %zu %s (a CMS certs-only "
+                              "structure is expected, RFC 8572 §7.3)", i + 1, why);
+        }
+        json_str(g, base64_encode(c->a, der, len));
+    }
+    json_close_array(g);
+    *json = json_finish(g, c->a, NULL);
+    return true;
 }
 
 void sztp_report_progress(struct job_ctx *ctx, const struct masad_request *req,
@@ -30,10 +106,11 @@ void sztp_report_progress(struct job_ctx *ctx, const struct masad_request *req,
     if (!sztp_begin(&c) || !sztp_parse_input(&c, &rpc))
         return;
     const char *type = sztp_leaf(rpc, "progress-type"), *message = sztp_leaf(rpc, "message");
-    /* RFC 8572 §7.3: host keys and trust anchors matter once bootstrapping completed */
-    bool complete = type && !strcmp(type, "bootstrap-complete");
-    const char *keys = complete ? subtree_json(&c, rpc, "ssh-host-keys") : NULL;
-    const char *anchors = complete ? subtree_json(&c, rpc, "trust-anchor-certs") : NULL;
+    /* RFC 8572 §7.3: host keys and trust anchors come with bootstrap-complete
+     * only (the module's `when`, checked by libyang) */
+    const char *keys, *anchors;
+    if (!host_keys(&c, rpc, &keys) || !trust_anchors(&c, rpc, &anchors))
+        return;
     struct masad_error err;
     PGresult *device;
     const char *serial[] = {c.serial};

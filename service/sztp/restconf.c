@@ -132,7 +132,9 @@ static const char *certificate_serial(struct sztp_call *c, bool *bad)
     }
     const char *serial = NULL, *anchor;
     char why[256];
-    if (!leaf || crypto_idevid_identify(c->ctx->idevid, leaf, rest, c->a, &serial, &anchor, why) != 0)
+    /* docs/sztp.md: the identity is an end-entity client certificate */
+    if (!leaf || crypto_cert_client_identity(leaf, why) != 0 ||
+        crypto_idevid_identify(c->ctx->idevid, leaf, rest, c->a, &serial, &anchor, why) != 0)
         *bad = true;
     ERR_clear_error();
     return *bad ? NULL : serial;
@@ -165,6 +167,24 @@ static const char *basic_serial(struct sztp_call *c, bool *present, bool *db_dow
     return ok ? (const char *)pair : NULL;
 }
 
+/* Agents such as opiproject's sztp-agent send HTTP Basic on every request,
+ * also from a device that authenticates by its IDevID and has no SZTP
+ * password: Basic that names the certificate's own serial, for a device
+ * without a password, claims nothing and counts as absent (docs/sztp.md). */
+static bool basic_adds_nothing(struct sztp_call *c, const char *cert_serial)
+{
+    const char *auth = c->req->authorization;
+    size_t len, n = strlen(cert_serial);
+    unsigned char *pair = base64_decode(c->a, auth + 6, strlen(auth + 6), &len);
+    if (!pair || len <= n || memcmp(pair, cert_serial, n) != 0 || pair[n] != ':')
+        return false;
+    const char *params[] = {cert_serial};
+    PGresult *r;
+    struct masad_error err;
+    return store_exec(c->ctx->db, c->a, "sztp_password", 1, params, &r, &err) == 0 &&
+           (PQntuples(r) == 0 || PQgetisnull(r, 0, 0));
+}
+
 static bool authenticate(struct sztp_call *c)
 {
     bool bad_cert, basic_present, db_down;
@@ -172,6 +192,8 @@ static bool authenticate(struct sztp_call *c)
     const char *by_basic = basic_serial(c, &basic_present, &db_down);
     if (db_down)
         return sztp_error(c, 503, "application", "operation-failed", "the database is unavailable");
+    if (by_cert && basic_present && !by_basic && basic_adds_nothing(c, by_cert))
+        basic_present = false;
     /* one message for every failure: nothing tells whether a serial exists */
     if (bad_cert || (basic_present && !by_basic) || (!by_cert && !by_basic) ||
         (by_cert && by_basic && strcmp(by_cert, by_basic)))

@@ -198,3 +198,22 @@ Test(proxy, the_proxy_protocol_from_anyone_else_is_refused, .timeout = 60)
     char *err = read_text(proc.stderr_path);
     cr_assert(strstr(err, "connection to the device listener refused: not from a trusted load balancer"), "%s", err);
 }
+
+/* RFC 8941 §4.2.1: a list ends after a member, never after a comma */
+Test(proxy, a_client_cert_chain_with_a_trailing_comma_is_refused, .fini = stop, .timeout = 60)
+{
+    start_with("\"client-certificate-headers\": {\"trusted-proxies\": [\"127.0.0.0/8\"]}");
+    char *leaf = byte_sequence_of(device_cert("HDR-COMMA"));
+    char *ca = byte_sequence_of(pki_path("idevid-ca.crt")), *two;
+    cr_assert(asprintf(&two, "%s, %s", ca, ca) > 0);
+    cr_assert_eq(identity_with(leaf, ca).status, 200);
+    cr_assert_eq(identity_with(leaf, two).status, 200);
+    char *bad[4];
+    cr_assert(asprintf(&bad[0], "%s,", ca) > 0 && asprintf(&bad[1], "%s, %s,", ca, ca) > 0 &&
+              asprintf(&bad[2], "%s, ", ca) > 0 && asprintf(&bad[3], "%s,,%s", ca, ca) > 0);
+    for (size_t i = 0; i < 4; i++) {
+        struct http_result r = identity_with(leaf, bad[i]);
+        cr_assert_eq(r.status, 400, "%s: %ld %s", bad[i], r.status, r.body);
+        cr_assert_str_eq(r.body, "malformed Client-Cert or Client-Cert-Chain header (RFC 9440)\n");
+    }
+}
