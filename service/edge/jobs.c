@@ -1,3 +1,4 @@
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -12,6 +13,7 @@
 #define PROBE_INTERVAL_MS 400
 #define IDLE_WAIT_MS 200
 #define CHECKPOINT_CHECK_MS 1000
+#define JOB_TRIM_BODY (1024 * 1024)
 
 struct job_pool {
     pthread_mutex_t mu;
@@ -140,6 +142,9 @@ static void run_job(struct job_ctx *ctx, struct job *j)
     edge_routes[j->route].handler(ctx, &j->request, &res);
     keep_response(j, &res);
     arena_reset(ctx->arena);
+    /* a large body grew this thread's malloc arena: give the memory back */
+    if (j->request.body_len > JOB_TRIM_BODY)
+        malloc_trim(0);
     edge_job_done(j);
 }
 
