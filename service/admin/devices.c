@@ -166,6 +166,7 @@ static void write_device(struct call *c, yajl_gen g, const PGresult *r, int row)
         json_kv_str(g, "message", pq_value(r, row, 8));
         json_close(g);
     }
+    json_kv_int(g, "progress_pruned", atoll(PQgetvalue(r, row, 9)));
     json_close(g);
 }
 

@@ -1,11 +1,12 @@
 /*
- * Hostile input from outside testing (issue 10, items 7-10, 13), black-box
+ * Hostile input from outside testing (issue 10, items 7-10, 13, 19), black-box
  * against a real masad: client mistakes are answered 4xx with the exact
  * sentence and the place (a JSON pointer into the body, or a query
  * parameter), nothing is stored but the refusal's audit event, and bodies
- * cost bounded memory.
+ * and progress reports cost bounded memory and time.
  */
 #include <criterion/criterion.h>
+#include <libpq-fe.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "harness.h"
+#include "store/store_internal.h"
 
 static struct masad_proc proc;
 
@@ -511,4 +513,115 @@ Test(batch, hostile_batches_cost_bounded_memory, .init = start_without_quarantin
     growth = (proc_status_kb(proc.pid, "VmHWM:") - rss) * 1024;
     cr_assert_lt(growth, 4 * (long)size, "the peak RSS grew by %ld MiB", growth >> 20);
     free(body);
+}
+
+/* ---- SZTP progress (item 19) ---- */
+
+/* The plan of a statement of the service, as it would run with these parameters. */
+static char *plan_of(const char *statement, const char *args)
+{
+    const struct store_statement *s = store_statements;
+    while (s->name && strcmp(s->name, statement))
+        s++;
+    cr_assert(s->name, "no statement %s", statement);
+    PGconn *c = PQconnectdb(proc.db.owner_url);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    PGresult *r = PQprepare(c, "s", s->sql, 0, NULL);
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+    PQclear(r);
+    char *sql = fmt("EXPLAIN EXECUTE s(%s)", args);
+    r = PQexec(c, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+    char *plan = strdup("");
+    for (int i = 0; i < PQntuples(r); i++) {
+        char *more = fmt("%s%s\n", plan, PQgetvalue(r, i, 0));
+        free(plan);
+        plan = more;
+    }
+    PQclear(r);
+    PQfinish(c);
+    free(sql);
+    return plan;
+}
+
+static yajl_val device_json(const char *tok, const char *serial)
+{
+    char *path = fmt("/api/v1/devices/%s", serial);
+    struct http_result r = get(path, tok);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    yajl_val v = yajl_tree_parse(r.body, NULL, 0);
+    cr_assert(v, "%s", r.body);
+    http_result_free(&r);
+    free(path);
+    return v;
+}
+
+Test(progress, reports_are_bounded_and_the_newest_is_found_by_index, .init = start, .fini = stop,
+     .timeout = 180)
+{
+    char *tok = make_token(&proc, "factory", ALL_SCOPES);
+    char *auth = put_sztp_device(tok, "R-1", "0123456789abcdef-secret");
+    /* many devices without reports, one with 61,000 (what outside testing sent) */
+    cr_assert_eq(db_exec(proc.db.owner_url,
+                         "INSERT INTO devices (serial_number, product)"
+                         " SELECT 'R-' || (g + 1), 'p' FROM generate_series(1, 300) g;"
+                         "INSERT INTO sztp_progress (serial_number, at, progress_type, message)"
+                         " SELECT 'R-1', '2026-11-01T00:00:00Z'::timestamptz + g * interval '1 s',"
+                         " 'bootstrap-initiated', 'old ' || g FROM generate_series(1, 61000) g;"
+                         "ANALYZE devices; ANALYZE sztp_progress",
+                         NULL), 0);
+
+    /* the newest report of each device is found through its index, not by
+     * walking every report (EXPLAIN of the service's own statement) */
+    char *plan = plan_of("device_list", "'', NULL, 101");
+    cr_assert(strstr(plan, "sztp_progress_latest"), "%s", plan);
+    cr_assert_null(strstr(plan, "sztp_progress_pkey"), "%s", plan);
+    cr_assert_null(strstr(plan, "Seq Scan on sztp_progress"), "%s", plan);
+    plan = plan_of("device_get", "'R-2'");
+    cr_assert(strstr(plan, "sztp_progress_latest"), "%s", plan);
+    plan = plan_of("progress_list", "'R-2', NULL, 101");
+    cr_assert_null(strstr(plan, "sztp_progress_pkey"), "%s", plan);
+    /* pruning reads the device's newest reports the same way */
+    plan = plan_of("sztp_progress_add", "'R-2', 'bootstrap-initiated', NULL, NULL, NULL, 1000");
+    cr_assert(strstr(plan, "sztp_progress_latest"), "%s", plan);
+    cr_assert_null(strstr(plan, "sztp_progress_pkey"), "%s", plan);
+    cr_assert_null(strstr(plan, "Seq Scan on sztp_progress"), "%s", plan);
+
+    yajl_val v = device_json(tok, "R-1");
+    const char *at[] = {"last_progress", "at", NULL}, *msg[] = {"last_progress", "message", NULL};
+    const char *pruned[] = {"progress_pruned", NULL};
+    cr_assert_str_eq(YAJL_GET_STRING(yajl_tree_get(v, at, yajl_t_string)), "2026-11-01T16:56:40Z");
+    cr_assert_str_eq(YAJL_GET_STRING(yajl_tree_get(v, msg, yajl_t_string)), "old 61000");
+    cr_assert_eq(YAJL_GET_INTEGER(yajl_tree_get(v, pruned, yajl_t_number)), 0);
+    yajl_tree_free(v);
+
+    /* a new report prunes all but the newest 1,000, and counts them */
+    expect_ok(report(auth, "bootstrap-complete"), 204);
+    cr_assert_eq(count("SELECT count(*) FROM sztp_progress WHERE serial_number = 'R-1'"), 1000);
+    cr_assert_eq(count("SELECT min(substr(message, 5)::integer) FROM sztp_progress"
+                       " WHERE serial_number = 'R-1' AND message LIKE 'old %'"), 61000 - 998);
+    v = device_json(tok, "R-1");
+    const char *type[] = {"last_progress", "progress_type", NULL};
+    cr_assert_str_eq(YAJL_GET_STRING(yajl_tree_get(v, type, yajl_t_string)), "bootstrap-complete");
+    cr_assert_eq(YAJL_GET_INTEGER(yajl_tree_get(v, pruned, yajl_t_number)), 60001);
+    yajl_tree_free(v);
+    expect_ok(report(auth, "bootstrap-initiated"), 204);
+    cr_assert_eq(count("SELECT count(*) FROM sztp_progress WHERE serial_number = 'R-1'"), 1000);
+    cr_assert_eq(count("SELECT sztp_progress_pruned FROM devices WHERE serial_number = 'R-1'"), 60002);
+
+    /* the listing: R-1's newest report, none for the others */
+    struct http_result r = get("/api/v1/devices?limit=3", tok);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    v = yajl_tree_parse(r.body, NULL, 0);
+    const char *list[] = {"devices", NULL};
+    yajl_val devices = yajl_tree_get(v, list, yajl_t_array);
+    cr_assert(devices && devices->u.array.len == 3, "%s", r.body);
+    const char *serial[] = {"serial_number", NULL}, *last[] = {"last_progress", NULL};
+    yajl_val first = devices->u.array.values[0], second = devices->u.array.values[1];
+    cr_assert_str_eq(YAJL_GET_STRING(yajl_tree_get(first, serial, yajl_t_string)), "R-1");
+    cr_assert_str_eq(YAJL_GET_STRING(yajl_tree_get(first, type, yajl_t_string)), "bootstrap-initiated");
+    cr_assert(YAJL_IS_NULL(yajl_tree_get(second, last, yajl_t_any)), "%s", r.body);
+    cr_assert_eq(YAJL_GET_INTEGER(yajl_tree_get(second, pruned, yajl_t_number)), 0);
+    yajl_tree_free(v);
+    http_result_free(&r);
 }
