@@ -397,7 +397,8 @@ static void read_parameter(struct call *c, const char *p, size_t len, const char
     size_t name_len = eq ? (size_t)(eq - p) : len;
     const char *name = percent_decode(c->a, p, name_len);
     if (!name || !is_allowed(name, allowed)) {
-        call_param_error(c, param_label(c, p, name_len, name), "is not a parameter of this request");
+        call_param_error(c, param_label(c, p, name_len, name),
+                         "is not a parameter of this request");
         return;
     }
     if (seen(c, name)) {
@@ -408,7 +409,8 @@ static void read_parameter(struct call *c, const char *p, size_t len, const char
     c->query[c->query_count].name = name; /* at most once per allowed name: it fits */
     c->query[c->query_count++].value = value;
     if (!value)
-        call_param_error(c, name, "is not percent-encoded correctly (RFC 3986 §2.1; %%00 is refused)");
+        call_param_error(c, name,
+                         "is not percent-encoded correctly (RFC 3986 §2.1; %%00 is refused)");
     else if (!json_utf8_valid(value, strlen(value)))
         call_param_error(c, name, "is not valid UTF-8");
 }

@@ -39,8 +39,7 @@ static void read_device(struct call *c, const struct json_value *obj, const char
     if (!d->serial)
         d->serial = path_serial;
     if (d->serial && !serial_number_valid(d->serial))
-        call_field_error(c, where, "must be 1 to 64 PrintableString characters (A-Z a-z 0-9 "
-                                   "space ' ( ) + , - . / : = ?) without a leading or trailing space");
+        call_field_error(c, where, SERIAL_NUMBER_RULE);
     d->product = member_string(c, obj, pointer, "product", true, 256);
     if (d->product && !*d->product)
         call_field_error(c, arena_printf(c->a, "%s/product", pointer), "must not be empty");

@@ -83,8 +83,8 @@ static void device_listing(struct job_ctx *ctx, const struct masad_request *req,
     call_init(&c, ctx, req, res, "device.read");
     long limit;
     const char *after, *serial;
-    if (!call_authorize(&c, "devices:read") || !read_paging(&c, NULL, key_is_number, &limit, &after) ||
-        !(serial = known_device(&c)))
+    if (!call_authorize(&c, "devices:read") ||
+        !read_paging(&c, NULL, key_is_number, &limit, &after) || !(serial = known_device(&c)))
         return;
     const char *params[] = {serial, after, arena_printf(c.a, "%ld", limit + 1)};
     answer_list(&c, statement, 3, params, limit, name, write);
@@ -247,7 +247,8 @@ void admin_checkpoint_list(struct job_ctx *ctx, const struct masad_request *req,
     call_init(&c, ctx, req, res, "audit.read");
     long limit;
     const char *after;
-    if (!call_authorize(&c, "audit:read") || !read_paging(&c, NULL, key_is_number, &limit, &after))
+    if (!call_authorize(&c, "audit:read") ||
+        !read_paging(&c, NULL, key_is_number, &limit, &after))
         return;
     const char *params[] = {after ? after : "0", arena_printf(c.a, "%ld", limit + 1)};
     answer_list(&c, "audit_checkpoint_page", 2, params, limit, "checkpoints", write_checkpoint);
