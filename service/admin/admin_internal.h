@@ -10,6 +10,13 @@
 #include "store/store.h"
 
 #define ADMIN_MAX_ERRORS 16
+#define ADMIN_MAX_QUERY 8
+
+/* API.md, Conventions: the identifiers' rules, as error details */
+#define SERIAL_NUMBER_RULE                                                                   \
+    "must be 1 to 64 PrintableString characters (A-Z a-z 0-9 space ' ( ) + , - . / : = ?) " \
+    "without a leading or trailing space"
+#define OWNER_ID_RULE "must be 1 to 64 of a-z 0-9 . _ -"
 
 /* One management call in progress. */
 struct call {
@@ -22,10 +29,15 @@ struct call {
     const char *serial;         /* subject of the call, for refusals */
     const char *owner;
     struct {
-        const char *pointer;
+        const char *pointer;    /* a JSON pointer into the body, or ... */
+        const char *parameter;  /* ... the name of a query parameter */
         const char *detail;
     } errors[ADMIN_MAX_ERRORS];
     size_t error_count;
+    struct {
+        const char *name, *value;
+    } query[ADMIN_MAX_QUERY];   /* read by call_read_query() */
+    size_t query_count;
 };
 
 void call_init(struct call *c, struct job_ctx *ctx, const struct masad_request *req,
@@ -36,12 +48,27 @@ void call_init(struct call *c, struct job_ctx *ctx, const struct masad_request *
 bool call_authorize(struct call *c, const char *scope);
 
 /* Content type, size and JSON well-formedness (docs/management-api.md, Conventions).
- * false: the answer (415/413/400) is written. */
+ * false: the answer (415/413/400, or 422 naming a string that is not valid
+ * Unicode) is written. */
 bool call_read_json(struct call *c, size_t max_body, struct json_value **out);
+/* The same for a batch: the root member `list` must be an array of at most
+ * max_items objects. Parsing stops at the first breach, with a 422 naming
+ * the list (list_rule says what it must be) or, after ADMIN_MAX_ERRORS items
+ * that are not objects, the first of them, so that a hostile body costs
+ * memory for the items accepted only. */
+bool call_read_batch(struct call *c, size_t max_body, const char *list, size_t max_items,
+                     const char *list_rule, struct json_value **out);
 
 /* Collects a field error; call_refuse() sends them all. */
 void call_field_error(struct call *c, const char *pointer, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Collects an error of the query parameter `name`. */
+void call_param_error(struct call *c, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* call_refuse() with 422 for the collected parameter errors: the sentence is
+ * "<name> <detail>" for one error. Returns false. */
+bool call_refuse_parameters(struct call *c);
 
 /* Answers a problem with the collected field errors, rolls back anything
  * begun, and (for an authenticated caller) records the refusal in the
@@ -70,12 +97,22 @@ bool owner_id_valid(const char *s);
 
 /* The path parameter i, percent-decoded; NULL when badly encoded. */
 const char *path_param(struct call *c, size_t i);
-/* A query parameter, percent-decoded, or NULL when absent. */
+/* Reads the query (API.md, Paging): each parameter must be one of `allowed`
+ * (NULL-terminated; NULL: none), given once, percent-encoded correctly
+ * (RFC 3986 §2.1) to valid UTF-8 without NUL. A mistake is never ignored: a
+ * filter dropped for a typo or a bad escape would widen the answer. false:
+ * the 422 is written, with an error per bad parameter. */
+bool call_read_query(struct call *c, const char *const *allowed);
+/* A parameter read by call_read_query(), percent-decoded; NULL when absent. */
 const char *query_param(struct call *c, const char *name);
 
-/* Paging: limit 1..1000 (default 100) and an opaque cursor. false: the
- * 422 is written. */
-bool read_paging(struct call *c, long *limit, const char **after_key);
+/* A listing's query: limit 1..1000 (default 100), an opaque cursor whose key
+ * must satisfy key_ok, and the route's filters (NULL-terminated, or NULL),
+ * read with call_read_query(). false: the 422 is written. */
+bool read_paging(struct call *c, const char *const *filters, bool (*key_ok)(const char *),
+                 long *limit, const char **after_key);
+/* A cursor key that is a row number (1 to 18 digits). */
+bool key_is_number(const char *s);
 const char *make_cursor(struct call *c, const char *key);
 
 /* Writes one row of a listing. */

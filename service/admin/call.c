@@ -40,18 +40,49 @@ void call_answer_empty(struct call *c, int status)
     c->res->body_len = 0;
 }
 
-void call_field_error(struct call *c, const char *pointer, const char *fmt, ...)
+static void add_error(struct call *c, const char *pointer, const char *parameter,
+                      const char *fmt, va_list ap)
 {
     if (c->error_count >= ADMIN_MAX_ERRORS)
         return;
-    va_list ap;
-    va_start(ap, fmt);
     char detail[512];
     vsnprintf(detail, sizeof(detail), fmt, ap);
-    va_end(ap);
-    c->errors[c->error_count].pointer = arena_strdup(c->a, pointer);
+    c->errors[c->error_count].pointer = pointer ? arena_strdup(c->a, pointer) : NULL;
+    c->errors[c->error_count].parameter = parameter ? arena_strdup(c->a, parameter) : NULL;
     c->errors[c->error_count].detail = arena_strdup(c->a, detail);
     c->error_count++;
+}
+
+void call_field_error(struct call *c, const char *pointer, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    add_error(c, pointer, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void call_param_error(struct call *c, const char *name, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    add_error(c, NULL, name, fmt, ap);
+    va_end(ap);
+}
+
+bool call_refuse_parameters(struct call *c)
+{
+    if (c->error_count == 1)
+        return call_refuse(c, 422, "%s %s", c->errors[0].parameter, c->errors[0].detail);
+    return call_refuse(c, 422, "%zu query parameters are invalid", c->error_count);
+}
+
+/* An error's place: "pointer" into the body or "parameter" of the query. */
+static void write_place(yajl_gen g, struct call *c, size_t i)
+{
+    if (c->errors[i].parameter)
+        json_kv_str(g, "parameter", c->errors[i].parameter);
+    else
+        json_kv_str(g, "pointer", c->errors[i].pointer);
 }
 
 static const char *problem_json(struct call *c, int status, const char *detail, size_t *len)
@@ -67,7 +98,7 @@ static const char *problem_json(struct call *c, int status, const char *detail, 
         json_open_array(g);
         for (size_t i = 0; i < c->error_count; i++) {
             json_open(g);
-            json_kv_str(g, "pointer", c->errors[i].pointer);
+            write_place(g, c, i);
             json_kv_str(g, "detail", c->errors[i].detail);
             json_close(g);
         }
@@ -85,7 +116,7 @@ static const char *refusal_detail(struct call *c, int status, const char *detail
     json_kv_int(g, "status", status);
     json_kv_str(g, "reason", detail);
     if (c->error_count) {
-        json_kv_str(g, "pointer", c->errors[0].pointer);
+        write_place(g, c, 0);
         json_kv_str(g, "problem", c->errors[0].detail);
     }
     json_close(g);
@@ -184,21 +215,50 @@ static bool is_json_type(const char *ct)
     return n == 16 && !strncasecmp(ct, "application/json", 16);
 }
 
-bool call_read_json(struct call *c, size_t max_body, struct json_value **out)
+/* docs/management-api.md, Conventions: a batch is at most 10,000 entries of a few members
+ * each; no body of this API holds more values. The tree costs ~80 bytes a
+ * value, so this also bounds a body's memory (a 16 MiB body of [0,0,…]
+ * would otherwise be 8 million values). */
+#define MAX_BODY_VALUES 100000
+
+static bool read_body(struct call *c, size_t max_body, const struct json_limits *lim,
+                      const char *list_rule, struct json_value **out)
 {
     if (!is_json_type(c->req->content_type))
         return call_refuse(c, 415, "the request body must be application/json");
     if (c->req->body_len > max_body)
         return call_refuse(c, 413, "the request body is larger than %zu bytes", max_body);
     struct masad_error err;
-    /* docs/management-api.md, Conventions: nesting deeper than 32 levels and
-     * duplicate keys are malformed */
-    if (json_parse(c->a, c->req->body ? (const void *)c->req->body : "", c->req->body_len, 32,
-                   out, &err) != 0)
+    struct json_fault fault;
+    if (json_parse_bounded(c->a, c->req->body ? (const void *)c->req->body : "",
+                           c->req->body_len, lim, out, &fault, &err) == 0)
+        return (*out)->type == JSON_OBJECT ||
+               call_refuse(c, 400, "malformed request: the body must be a JSON object");
+    if (fault.kind == JSON_FAULT_NONE)
         return call_refuse(c, 400, "%s", err.message);
-    if ((*out)->type != JSON_OBJECT)
-        return call_refuse(c, 400, "malformed request: the body must be a JSON object");
-    return true;
+    if (fault.kind == JSON_FAULT_LIST) {
+        call_field_error(c, fault.pointer, "%s", list_rule);
+        return call_refuse(c, 422, "the batch is invalid");
+    }
+    call_field_error(c, fault.pointer, "%s", fault.detail);
+    if (fault.kind == JSON_FAULT_ITEM)
+        return call_refuse(c, 422, "the batch is invalid: nothing was stored");
+    return call_refuse(c, 422, "the body holds a string that is not valid Unicode");
+}
+
+bool call_read_json(struct call *c, size_t max_body, struct json_value **out)
+{
+    /* docs/management-api.md, Conventions: nesting deeper than 32 levels and duplicate keys are malformed */
+    struct json_limits lim = {.max_depth = 32, .max_values = MAX_BODY_VALUES};
+    return read_body(c, max_body, &lim, NULL, out);
+}
+
+bool call_read_batch(struct call *c, size_t max_body, const char *list, size_t max_items,
+                     const char *list_rule, struct json_value **out)
+{
+    struct json_limits lim = {.max_depth = 32, .max_values = MAX_BODY_VALUES, .list = list,
+                              .list_max = max_items, .list_bad_max = ADMIN_MAX_ERRORS};
+    return read_body(c, max_body, &lim, list_rule, out);
 }
 
 bool check_members(struct call *c, const struct json_value *obj, const char *pointer,
@@ -307,18 +367,94 @@ const char *path_param(struct call *c, size_t i)
     return percent_decode(c->a, raw, strlen(raw));
 }
 
-const char *query_param(struct call *c, const char *name)
+/* A parameter's name for an error: as decoded when that is printable
+ * ASCII, else as sent with other bytes escaped; at most 64 characters. */
+static const char *param_label(struct call *c, const char *raw, size_t n, const char *decoded)
 {
-    size_t n = strlen(name);
+    bool printable = decoded && *decoded;
+    for (const char *p = decoded; printable && *p; p++)
+        printable = *p > ' ' && *p < 0x7f;
+    if (printable && strlen(decoded) <= 64)
+        return decoded;
+    if (n == 0)
+        return "(unnamed)";
+    char *out = arena_alloc(c->a, 3 * 64 + 1), *o = out;
+    for (size_t i = 0; i < n && o - out < 64; i++) {
+        unsigned char ch = (unsigned char)raw[i];
+        o += ch > ' ' && ch < 0x7f ? sprintf(o, "%c", ch) : sprintf(o, "%%%02X", ch);
+    }
+    return out;
+}
+
+static bool is_allowed(const char *name, const char *const *allowed)
+{
+    for (; allowed && *allowed; allowed++)
+        if (!strcmp(name, *allowed))
+            return true;
+    return false;
+}
+
+static bool seen(struct call *c, const char *name)
+{
+    for (size_t i = 0; i < c->query_count; i++)
+        if (!strcmp(c->query[i].name, name))
+            return true;
+    return false;
+}
+
+/* One name=value pair of the query. */
+static void read_parameter(struct call *c, const char *p, size_t len, const char *const *allowed)
+{
+    const char *eq = memchr(p, '=', len);
+    size_t name_len = eq ? (size_t)(eq - p) : len;
+    const char *name = percent_decode(c->a, p, name_len);
+    if (!name || !is_allowed(name, allowed)) {
+        call_param_error(c, param_label(c, p, name_len, name),
+                         "is not a parameter of this request");
+        return;
+    }
+    if (seen(c, name)) {
+        call_param_error(c, name, "is given more than once");
+        return;
+    }
+    const char *value = eq ? percent_decode(c->a, eq + 1, len - name_len - 1) : "";
+    c->query[c->query_count].name = name; /* at most once per allowed name: it fits */
+    c->query[c->query_count++].value = value;
+    if (!value)
+        call_param_error(c, name,
+                         "is not percent-encoded correctly (RFC 3986 §2.1; %%00 is refused)");
+    else if (!json_utf8_valid(value, strlen(value)))
+        call_param_error(c, name, "is not valid UTF-8");
+}
+
+/* Reads the query into c->query; mistakes become parameter errors. */
+static void read_query(struct call *c, const char *const *allowed)
+{
+    size_t n = 0;
+    for (const char *const *a = allowed; a && *a; a++)
+        n++;
+    if (n > ADMIN_MAX_QUERY)
+        abort(); /* a route lists more filters than struct call holds */
     for (const char *p = c->req->query; p && *p;) {
         const char *end = strchr(p, '&');
         size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len > n && !strncmp(p, name, n) && p[n] == '=')
-            return percent_decode(c->a, p + n + 1, len - n - 1);
-        if (len == n && !strncmp(p, name, n))
-            return "";
+        if (len)
+            read_parameter(c, p, len, allowed);
         p = end ? end + 1 : NULL;
     }
+}
+
+bool call_read_query(struct call *c, const char *const *allowed)
+{
+    read_query(c, allowed);
+    return !c->error_count || call_refuse_parameters(c);
+}
+
+const char *query_param(struct call *c, const char *name)
+{
+    for (size_t i = 0; i < c->query_count; i++)
+        if (!strcmp(c->query[i].name, name))
+            return c->query[i].value;
     return NULL;
 }
 
@@ -366,22 +502,42 @@ static const char *read_cursor(struct call *c, const char *cursor)
     return (const char *)plain + strlen(cursor_prefix);
 }
 
-bool read_paging(struct call *c, long *limit, const char **after_key)
+bool key_is_number(const char *s)
 {
+    if (!*s || strlen(s) > 18)
+        return false;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s))
+            return false;
+    return true;
+}
+
+bool read_paging(struct call *c, const char *const *filters, bool (*key_ok)(const char *),
+                 long *limit, const char **after_key)
+{
+    const char *names[ADMIN_MAX_QUERY + 1] = {"limit", "after"};
+    size_t n = 2;
+    for (const char *const *f = filters; f && *f && n < ADMIN_MAX_QUERY; f++)
+        names[n++] = *f;
+    names[n] = NULL;
+    read_query(c, names);
     const char *l = query_param(c, "limit");
     *limit = 100;
     if (l) {
         char *end;
         long v = strtol(l, &end, 10);
         if (!*l || *end || v < 1 || v > 1000 || !isdigit((unsigned char)l[0]))
-            return call_refuse(c, 422, "limit must be an integer from 1 to 1000");
-        *limit = v;
+            call_param_error(c, "limit", "must be an integer from 1 to 1000");
+        else
+            *limit = v;
     }
     const char *after = query_param(c, "after");
     *after_key = NULL;
-    if (after && !(*after_key = read_cursor(c, after)))
-        return call_refuse(c, 422, "after is not a cursor that this service issued");
-    return true;
+    /* a forged cursor must not reach the database (RFC 3629 bytes, key syntax) */
+    if (after && (!(*after_key = read_cursor(c, after)) ||
+                  !json_utf8_valid(*after_key, strlen(*after_key)) || !key_ok(*after_key)))
+        call_param_error(c, "after", "is not a cursor that this service issued");
+    return !c->error_count || call_refuse_parameters(c);
 }
 
 const char *pq_value(const PGresult *r, int row, int col)

@@ -39,8 +39,7 @@ static void read_device(struct call *c, const struct json_value *obj, const char
     if (!d->serial)
         d->serial = path_serial;
     if (d->serial && !serial_number_valid(d->serial))
-        call_field_error(c, where, "must be 1 to 64 PrintableString characters (A-Z a-z 0-9 "
-                                   "space ' ( ) + , - . / : = ?) without a leading or trailing space");
+        call_field_error(c, where, SERIAL_NUMBER_RULE);
     d->product = member_string(c, obj, pointer, "product", true, 256);
     if (d->product && !*d->product)
         call_field_error(c, arena_printf(c->a, "%s/product", pointer), "must not be empty");
@@ -174,6 +173,7 @@ static void write_device(struct call *c, yajl_gen g, const PGresult *r, int row)
         json_kv_str(g, "message", pq_value(r, row, 8));
         json_close(g);
     }
+    json_kv_int(g, "progress_pruned", atoll(PQgetvalue(r, row, 9)));
     json_close(g);
 }
 
@@ -246,11 +246,14 @@ void admin_device_list(struct job_ctx *ctx, const struct masad_request *req,
     call_init(&c, ctx, req, res, "device.list");
     long limit;
     const char *after;
-    if (!call_authorize(&c, "devices:read") || !read_paging(&c, &limit, &after))
+    static const char *const filters[] = {"owner_id", NULL};
+    if (!call_authorize(&c, "devices:read") ||
+        !read_paging(&c, filters, serial_number_valid, &limit, &after))
         return;
     const char *owner = query_param(&c, "owner_id");
     if (owner && !owner_id_valid(owner)) {
-        call_refuse(&c, 422, "owner_id must be 1 to 64 of a-z 0-9 . _ -");
+        call_param_error(&c, "owner_id", OWNER_ID_RULE);
+        call_refuse_parameters(&c);
         return;
     }
     const char *params[] = {after ? after : "", owner, arena_printf(c.a, "%ld", limit + 1)};
@@ -263,13 +266,15 @@ void admin_device_batch(struct job_ctx *ctx, const struct masad_request *req,
     struct call c;
     call_init(&c, ctx, req, res, "device.batch");
     struct json_value *body;
-    if (!call_authorize(&c, "devices:write") || !call_read_json(&c, ADMIN_MAX_BATCH_BODY, &body))
+    static const char list_rule[] = "must be an array of 1 to 10000 devices";
+    if (!call_authorize(&c, "devices:write") ||
+        !call_read_batch(&c, ADMIN_MAX_BATCH_BODY, "devices", MAX_BATCH, list_rule, &body))
         return;
     static const char *const fields[] = {"devices", NULL};
     const struct json_value *list = json_get(body, "devices");
     check_members(&c, body, "", fields);
     if (!list || list->type != JSON_ARRAY || list->count < 1 || list->count > MAX_BATCH)
-        call_field_error(&c, "/devices", "must be an array of 1 to 10000 devices");
+        call_field_error(&c, "/devices", list_rule);
     if (c.error_count) {
         call_refuse(&c, 422, "the batch is invalid");
         return;

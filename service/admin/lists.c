@@ -4,16 +4,6 @@
 
 #include "admin/admin_internal.h"
 
-static bool digits(const char *s)
-{
-    if (!*s || strlen(s) > 18)
-        return false;
-    for (; *s; s++)
-        if (!isdigit((unsigned char)*s))
-            return false;
-    return true;
-}
-
 /* The per-device listings answer 404 for a device that does not exist. */
 static const char *known_device(struct call *c)
 {
@@ -109,13 +99,9 @@ static void device_listing(struct job_ctx *ctx, const struct masad_request *req,
     call_init(&c, ctx, req, res, "device.read");
     long limit;
     const char *after, *serial;
-    if (!call_authorize(&c, "devices:read") || !read_paging(&c, &limit, &after) ||
-        !(serial = known_device(&c)))
+    if (!call_authorize(&c, "devices:read") ||
+        !read_paging(&c, NULL, key_is_number, &limit, &after) || !(serial = known_device(&c)))
         return;
-    if (after && !digits(after)) {
-        call_refuse(&c, 422, "after is not a cursor that this service issued");
-        return;
-    }
     const char *params[] = {serial, after, arena_printf(c.a, "%ld", limit + 1)};
     answer_list(&c, statement, 3, params, limit, name, write);
 }
@@ -223,16 +209,28 @@ void admin_audit_list(struct job_ctx *ctx, const struct masad_request *req,
     call_init(&c, ctx, req, res, "audit.read");
     long limit;
     const char *after;
-    if (!call_authorize(&c, "audit:read") || !read_paging(&c, &limit, &after))
+    static const char *const filters[] = {"serial_number", "owner_id", "action", "since", "until",
+                                          NULL};
+    static const char time_rule[] = "must be an RFC 3339 time that exists, with Z or an offset "
+                                    "up to 15:59 (such as 2026-11-23T14:05:09Z)";
+    if (!call_authorize(&c, "audit:read") ||
+        !read_paging(&c, filters, key_is_number, &limit, &after))
         return;
     const char *serial = query_param(&c, "serial_number"), *owner = query_param(&c, "owner_id");
     const char *action = query_param(&c, "action"), *since = query_param(&c, "since");
     const char *until = query_param(&c, "until");
-    if ((after && !digits(after)) || (serial && !serial_number_valid(serial)) ||
-        (owner && !owner_id_valid(owner)) || (action && strlen(action) > 64) ||
-        (since && !timestamp_ok(since)) || (until && !timestamp_ok(until))) {
-        call_refuse(&c, 422, "a filter is invalid: after must be a cursor from this service, "
-                             "since and until RFC 3339 times, serial_number and owner_id valid");
+    if (serial && !serial_number_valid(serial))
+        call_param_error(&c, "serial_number", SERIAL_NUMBER_RULE);
+    if (owner && !owner_id_valid(owner))
+        call_param_error(&c, "owner_id", OWNER_ID_RULE);
+    if (action && (!*action || strlen(action) > 64))
+        call_param_error(&c, "action", "must be 1 to 64 characters");
+    if (since && !timestamp_ok(since))
+        call_param_error(&c, "since", time_rule);
+    if (until && !timestamp_ok(until))
+        call_param_error(&c, "until", time_rule);
+    if (c.error_count) {
+        call_refuse_parameters(&c);
         return;
     }
     const char *params[] = {after ? after : "0", serial, owner, action, since, until,
@@ -265,12 +263,9 @@ void admin_checkpoint_list(struct job_ctx *ctx, const struct masad_request *req,
     call_init(&c, ctx, req, res, "audit.read");
     long limit;
     const char *after;
-    if (!call_authorize(&c, "audit:read") || !read_paging(&c, &limit, &after))
+    if (!call_authorize(&c, "audit:read") ||
+        !read_paging(&c, NULL, key_is_number, &limit, &after))
         return;
-    if (after && !digits(after)) {
-        call_refuse(&c, 422, "after is not a cursor that this service issued");
-        return;
-    }
     const char *params[] = {after ? after : "0", arena_printf(c.a, "%ld", limit + 1)};
     answer_list(&c, "audit_checkpoint_page", 2, params, limit, "checkpoints", write_checkpoint);
 }

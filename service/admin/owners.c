@@ -477,7 +477,8 @@ void admin_owner_list(struct job_ctx *ctx, const struct masad_request *req,
     call_init(&c, ctx, req, res, "owner.list");
     long limit;
     const char *after;
-    if (!call_authorize(&c, "owners:read") || !read_paging(&c, &limit, &after))
+    if (!call_authorize(&c, "owners:read") ||
+        !read_paging(&c, NULL, owner_id_valid, &limit, &after))
         return;
     const char *params[] = {after ? after : "", arena_printf(c.a, "%ld", limit + 1)};
     answer_list(&c, "owner_list", 2, params, limit, "owners", write_owner);

@@ -314,7 +314,8 @@ void admin_ownership_get(struct job_ctx *ctx, const struct masad_request *req,
     struct call c;
     call_init(&c, ctx, req, res, "ownership.get");
     const char *serial;
-    if (!call_authorize(&c, "devices:read") || !(serial = serial_from_path(&c)))
+    if (!call_authorize(&c, "devices:read") || !(serial = serial_from_path(&c)) ||
+        !call_read_query(&c, NULL))
         return;
     struct masad_error err;
     PGresult *r;
@@ -336,13 +337,15 @@ void admin_ownership_batch(struct job_ctx *ctx, const struct masad_request *req,
     struct call c;
     call_init(&c, ctx, req, res, "ownership.batch");
     struct json_value *body;
-    if (!call_authorize(&c, "ownership:write") || !call_read_json(&c, ADMIN_MAX_BATCH_BODY, &body))
+    static const char list_rule[] = "must be an array of 1 to 10000 assignments";
+    if (!call_authorize(&c, "ownership:write") ||
+        !call_read_batch(&c, ADMIN_MAX_BATCH_BODY, "assignments", MAX_BATCH, list_rule, &body))
         return;
     static const char *const fields[] = {"assignments", NULL};
     const struct json_value *list = json_get(body, "assignments");
     check_members(&c, body, "", fields);
     if (!list || list->type != JSON_ARRAY || list->count < 1 || list->count > MAX_BATCH)
-        call_field_error(&c, "/assignments", "must be an array of 1 to 10000 assignments");
+        call_field_error(&c, "/assignments", list_rule);
     if (c.error_count) {
         call_refuse(&c, 422, "the batch is invalid");
         return;

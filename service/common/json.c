@@ -13,13 +13,54 @@ yajl_gen json_gen_new(void)
     return g;
 }
 
+size_t json_utf8_char(const unsigned char *s, size_t n)
+{
+    if (n == 0)
+        return 0;
+    unsigned c = s[0];
+    if (c < 0x80)
+        return 1;
+    /* RFC 3629 §4: the second byte's range excludes overlongs (E0, F0),
+     * surrogates (ED) and code points above U+10FFFF (F4) */
+    unsigned lo = 0x80, hi = 0xbf;
+    size_t len;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        lo = c == 0xe0 ? 0xa0 : 0x80;
+        hi = c == 0xed ? 0x9f : 0xbf;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        lo = c == 0xf0 ? 0x90 : 0x80;
+        hi = c == 0xf4 ? 0x8f : 0xbf;
+    } else
+        return 0;
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return len;
+}
+
+bool json_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0, k; i < n; i += k)
+        if (!p[i] || !(k = json_utf8_char(p + i, n - i)))
+            return false;
+    return true;
+}
+
 void json_strn(yajl_gen g, const char *s, size_t n)
 {
     if (!s) {
         yajl_gen_null(g);
         return;
     }
-    if (yajl_gen_string(g, (const unsigned char *)s, n) == yajl_gen_invalid_string)
+    if (!json_utf8_valid(s, n) ||
+        yajl_gen_string(g, (const unsigned char *)s, n) == yajl_gen_invalid_string)
         yajl_gen_string(g, (const unsigned char *)"\xef\xbf\xbd", 3);
 }
 

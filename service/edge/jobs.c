@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,6 +15,7 @@
 #define PROBE_INTERVAL_MS 400
 #define IDLE_WAIT_MS 200
 #define CHECKPOINT_CHECK_MS 1000
+#define JOB_TRIM_BODY (1024 * 1024)
 
 /* What a job thread is running, for the watchdog (jobs_overdue). */
 struct job_slot {
@@ -186,6 +188,9 @@ static void run_job(struct job_ctx *ctx, struct job_slot *slot, struct job *j)
     keep_response(j, &res);
     arena_reset(ctx->arena);
     log_set_request(NULL, NULL); /* the id lives in the job, which the loop frees */
+    /* a large body grew this thread's malloc arena: give the memory back */
+    if (j->request.body_len > JOB_TRIM_BODY)
+        malloc_trim(0);
     edge_job_done(j);
 }
 

@@ -7,11 +7,12 @@
 #define DEVICE_COLUMNS                                                                          \
     "d.serial_number, d.product, " TS("d.created_at") ", " TS("d.updated_at") ", o.owner_id,"  \
     " (SELECT count(*) FROM vouchers v WHERE v.serial_number = d.serial_number),"             \
-    " p.at, p.progress_type, p.message"                                                        \
+    " p.at_text, p.progress_type, p.message, d.sztp_progress_pruned"                           \
     " FROM devices d"                                                                          \
     " LEFT JOIN ownership o ON o.serial_number = d.serial_number AND o.valid_until IS NULL"    \
-    " LEFT JOIN LATERAL (SELECT " TS("at") " AS at, progress_type, message FROM sztp_progress" \
-    "   WHERE serial_number = d.serial_number ORDER BY id DESC LIMIT 1) p ON true"
+    " LEFT JOIN LATERAL (SELECT " TS("s.at") " AS at_text, s.progress_type, s.message"         \
+    "   FROM sztp_progress s WHERE s.serial_number = d.serial_number"                          \
+    "   ORDER BY s.at DESC, s.id DESC LIMIT 1) p ON true"
 
 #define OWNER_COLUMNS                                                                           \
     "owner_id, display_name, brski::text,"                                                     \
@@ -227,9 +228,18 @@ const struct store_statement store_statements[] = {
      " AND protocol = 'sztp' AND nonce IS NULL AND domain_cert_sha256 = decode($2, 'hex')"
      " AND expires_on > now() + make_interval(secs => $3::bigint)"
      " ORDER BY id DESC LIMIT 1", 3},
+    /* a device keeps its newest SZTP_PROGRESS_KEPT reports (migration 0006),
+     * newest as last_progress orders them: the older ones go as a new one
+     * comes, counted on the device. The DELETE sees the rows before the
+     * INSERT: it keeps $6 - 1 of them. */
     {"sztp_progress_add",
-     "INSERT INTO sztp_progress (serial_number, progress_type, message, ssh_host_keys,"
-     " trust_anchor_certs) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)", 5},
+     "WITH added AS (INSERT INTO sztp_progress (serial_number, progress_type, message,"
+     " ssh_host_keys, trust_anchor_certs) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)),"
+     " pruned AS (DELETE FROM sztp_progress WHERE serial_number = $1 AND (at, id) <= (SELECT"
+     "   at, id FROM sztp_progress WHERE serial_number = $1 ORDER BY at DESC, id DESC"
+     "   OFFSET $6::integer - 1 LIMIT 1) RETURNING id)"
+     " UPDATE devices SET sztp_progress_pruned = sztp_progress_pruned + n"
+     " FROM (SELECT count(*) AS n FROM pruned) c WHERE serial_number = $1 AND n > 0", 6},
 
     /* per-device listings, newest first */
     {"voucher_list",

@@ -130,10 +130,11 @@ void sztp_report_progress(struct job_ctx *ctx, const struct masad_request *req,
     json_kv_str(g, "progress_type", type);
     json_kv_str(g, "message", message);
     json_close(g);
-    const char *params[] = {c.serial, type, message, keys, anchors};
+    const char *params[] = {c.serial, type, message, keys, anchors,
+                            arena_printf(c.a, "%d", SZTP_PROGRESS_KEPT)};
     struct audit_event e = {arena_printf(c.a, "device:%s", c.serial), "sztp.progress", c.serial,
                             NULL, "ok", json_finish(g, c.a, NULL)};
-    if (store_exec(ctx->db, c.a, "sztp_progress_add", 5, params, NULL, &err) != 0 ||
+    if (store_exec(ctx->db, c.a, "sztp_progress_add", 6, params, NULL, &err) != 0 ||
         audit_append(ctx->db, c.a, &e, &err) != 0 || store_commit(ctx->db, &err) != 0) {
         sztp_error(&c, 503, "application", "operation-failed", "the database is unavailable");
         return;

@@ -153,6 +153,12 @@ static const char *basic_serial(struct sztp_call *c, bool *present, bool *db_dow
     char *colon = pair ? memchr(pair, ':', len) : NULL;
     if (!colon || memchr(pair, 0, len))
         return NULL;
+    /* RFC 7617 §2: the user name is the serial number (1-64 PrintableString
+     * characters, docs/sztp.md); one that cannot be (longer, or not UTF-8,
+     * which PostgreSQL would refuse) matches no device: 401, not a lookup */
+    size_t user_len = (size_t)(colon - (char *)pair);
+    if (user_len < 1 || user_len > 64 || !json_utf8_valid((const char *)pair, user_len))
+        return NULL;
     *colon = 0;
     const char *params[] = {(const char *)pair};
     PGresult *r;

@@ -8,6 +8,10 @@
 
 enum sztp_format { SZTP_JSON, SZTP_XML };
 
+/* Progress reports kept per device (docs/sztp.md, Progress): older ones are
+ * pruned, and counted. */
+#define SZTP_PROGRESS_KEPT 1000
+
 /* One SZTP call in progress. */
 struct sztp_call {
     struct job_ctx *ctx;

@@ -583,7 +583,6 @@ Test(devices, body_type_size_and_json_refusals, .init = start, .fini = stop, .ti
         {"{\"product\": \"p\", /* c */ \"x\": 1}", NULL},
         {"{product: \"p\"}", NULL},
         {"", NULL},
-        {"{\"product\": \"\xff\"}", NULL},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
         s = snap();
@@ -1615,16 +1614,31 @@ Test(listings, vouchers_progress_and_audit, .init = start, .fini = stop, .timeou
     cr_assert_str_eq(walk_audit(tok, "/api/v1/audit?until=2000-01-01T00:00:00Z", &pages), "");
 
     /* the last three have the shape of RFC 3339 times but name no real time */
-    const char *bad_filter[] = {"since=yesterday", "until=2026-11-23", "serial_number=%20X",
-                                "owner_id=ACME", "after=garbage", "since=2026-02-29T00:00:00Z",
-                                "until=2026-11-23T24:00:00Z", "since=2026-13-01T00:00:00%2B01:00"};
+    const char *time_rule = "must be an RFC 3339 time that exists, with Z or an offset up to 15:59"
+                            " (such as 2026-11-23T14:05:09Z)";
+    struct {
+        const char *query, *parameter, *detail;
+    } bad_filter[] = {
+        {"since=yesterday", "since", time_rule},
+        {"until=2026-11-23", "until", time_rule},
+        {"serial_number=%20X", "serial_number",
+         "must be 1 to 64 PrintableString characters (A-Z a-z 0-9 space ' ( ) + , - . / : = ?) "
+         "without a leading or trailing space"},
+        {"owner_id=ACME", "owner_id", "must be 1 to 64 of a-z 0-9 . _ -"},
+        {"after=garbage", "after", "is not a cursor that this service issued"},
+        {"since=2026-02-29T00:00:00Z", "since", time_rule},
+        {"until=2026-11-23T24:00:00Z", "until", time_rule},
+        {"since=2026-13-01T00:00:00%2B01:00", "since", time_rule},
+    };
     for (size_t i = 0; i < sizeof(bad_filter) / sizeof(*bad_filter); i++) {
         struct snapshot s = snap();
-        char *p = fmt("/api/v1/audit?%s", bad_filter[i]);
+        char *p = fmt("/api/v1/audit?%s", bad_filter[i].query);
         r = call("GET", p, tok, NULL);
-        expect_problem(r, 422, i == 4 ? "after is not a cursor that this service issued"
-                                      : "a filter is invalid: after must be a cursor from this service, "
-                                        "since and until RFC 3339 times, serial_number and owner_id valid");
+        char *sentence = fmt("%s %s", bad_filter[i].parameter, bad_filter[i].detail);
+        yajl_val e = jat(jarr(expect_problem(r, 422, sentence), "errors"), 0);
+        expect_str(e, "parameter", bad_filter[i].parameter);
+        expect_str(e, "detail", bad_filter[i].detail);
+        free(sentence);
         http_result_free(&r);
         expect_refusal_recorded(s, "audit.read", "auditor");
         free(p);
