@@ -63,8 +63,8 @@ bool check_members(struct call *c, const struct json_value *obj, const char *poi
 const char *member_string(struct call *c, const struct json_value *obj, const char *pointer,
                           const char *key, bool required, size_t max_len);
 
-/* API.md: serial_number is 1-64 X.520 PrintableString characters without
- * outer spaces; owner_id 1-64 of a-z 0-9 . _ - */
+/* API.md: serial_number is 1-64 characters of UTF-8 text without control
+ * characters or outer spaces; owner_id 1-64 of a-z 0-9 . _ - */
 bool serial_number_valid(const char *s);
 bool owner_id_valid(const char *s);
 

@@ -33,14 +33,14 @@ static void read_device(struct call *c, const struct json_value *obj, const char
     }
     check_members(c, obj, pointer, fields);
     const char *where = arena_printf(c->a, "%s/serial_number", pointer);
-    d->serial = member_string(c, obj, pointer, "serial_number", !path_serial, 64);
+    d->serial = member_string(c, obj, pointer, "serial_number", !path_serial, 256);
     if (d->serial && path_serial && strcmp(d->serial, path_serial))
         call_field_error(c, where, "must equal the serial number in the path");
     if (!d->serial)
         d->serial = path_serial;
     if (d->serial && !serial_number_valid(d->serial))
-        call_field_error(c, where, "must be 1 to 64 PrintableString characters (A-Z a-z 0-9 "
-                                   "space ' ( ) + , - . / : = ?) without a leading or trailing space");
+        call_field_error(c, where, "must be 1 to 64 characters of text without control characters "
+                                   "and without a leading or trailing space");
     d->product = member_string(c, obj, pointer, "product", true, 256);
     if (d->product && !*d->product)
         call_field_error(c, arena_printf(c->a, "%s/product", pointer), "must not be empty");

@@ -30,6 +30,9 @@ static const char *no_proximity_sentence =
     "the device has no recorded owner and the pledge's voucher-request does not name this registrar "
     "(proximity, RFC 8995 §5.5.5)";
 
+static const char *nonceless_sentence =
+    "a nonceless voucher-request must come from a registrar of a registered domain (RFC 8995 §5.5.4)";
+
 static struct masad_proc proc;
 static char *token;
 static int caller; /* the test's line that called a helper */
@@ -212,17 +215,23 @@ static char *issue_registrar(const struct domain *d, const char *tag, long from,
     return path;
 }
 
-static char *cert_actor(const char *path)
+/* the subject (or issuer) name of the certificate in path, printed with flags */
+static char *cert_name(const char *path, bool issuer, unsigned long flags)
 {
     X509 *x = load_cert(path);
     BIO *b = BIO_new(BIO_s_mem());
-    X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253);
+    X509_NAME_print_ex(b, issuer ? X509_get_issuer_name(x) : X509_get_subject_name(x), 0, flags);
     char *data;
     long n = BIO_get_mem_data(b, &data);
-    char *actor = fmt("registrar:%.*s", (int)n, data);
+    char *name = fmt("%.*s", (int)n, data);
     BIO_free(b);
     X509_free(x);
-    return actor;
+    return name;
+}
+
+static char *cert_actor(const char *path)
+{
+    return fmt("registrar:%s", cert_name(path, false, XN_FLAG_RFC2253));
 }
 
 static char *hex_of(const unsigned char *p, size_t n)
@@ -323,14 +332,18 @@ static unsigned char *build(const struct brski_client_opts *o, size_t *len)
     return der;
 }
 
+/* the TLS client certificate (PEM chain) and key every request presents
+ * while set, as a registrar does (RFC 8995 §5.4); NULL: none */
+static const char *tls_cert, *tls_key;
+
 static struct answer post_to(const char *endpoint, const unsigned char *body, size_t len,
                              const char *content_type, const char *accept)
 {
     struct answer a;
     char *url = fmt("https://127.0.0.1:%u/.well-known/brski/%s", proc.device_port, endpoint);
     char *ca = pki_path("root-ca.crt");
-    a.status = brski_post(url, ca, NULL, NULL, content_type, accept, body, len, &a.body, &a.len,
-                          &a.type);
+    a.status = brski_post(url, ca, tls_cert, tls_key, content_type, accept, body, len, &a.body,
+                          &a.len, &a.type);
     cr_assert_neq(a.status, 0, "POST %s: %s", url, brski_last_post_error());
     free(url);
     free(ca);
@@ -418,7 +431,11 @@ static struct voucher expect_voucher_at(const struct brski_client_opts *o, const
     v.rvr = build(o, &v.rvr_len);
     size_t nonce_len;
     const unsigned char *nonce = brski_last_nonce(&nonce_len);
+    /* RFC 8995 §5.5: a registrar that leaves the nonce out asks nonceless */
+    if (o->registrar_omits_nonce)
+        nonce = NULL;
     v.nonce = nonce ? brski_base64(nonce, nonce_len) : NULL;
+    char *nonce_text = nonce ? strdup(brski_last_nonce_text()) : NULL;
     const char *serial = brski_last_serial();
     struct answer a = post(v.rvr, v.rvr_len);
     cr_assert_eq(a.status, 200, "line %d: want a voucher, got %ld %s", caller, a.status,
@@ -440,7 +457,8 @@ static struct voucher expect_voucher_at(const struct brski_client_opts *o, const
     cr_assert(created >= asked - 1 && created <= time(NULL) + 1, "created-on %s", v.created_on);
     char *expires = leaf(v.json, "expires-on");
     if (v.nonce) {
-        cr_assert_str_eq(leaf(v.json, "nonce"), v.nonce);
+        /* the pledge's own text: a pledge compares strings */
+        cr_assert_str_eq(leaf(v.json, "nonce"), nonce_text);
         cr_assert_null(expires, "a nonced voucher has expires-on %s", expires);
     } else {
         cr_assert_null(leaf(v.json, "nonce"), "%s", v.json);
@@ -562,7 +580,8 @@ Test(brski, the_owner_gets_vouchers, .init = start, .fini = stop, .timeout = 120
     quirk.nonce_len = sizeof(odd);
     v = expect_voucher(&quirk, &e);
     cr_assert_str_eq(v.nonce, "+/+/PgD+f4D/+gE=");
-    cr_assert_str_eq(leaf(v.json, "nonce"), "+/+/PgD+f4D/+gE=");
+    /* echoed as the pledge wrote it (docs/brski.md, The voucher) */
+    cr_assert_str_eq(leaf(v.json, "nonce"), "-_-_PgD-f4D_-gE");
     quirk = o;
     quirk.created_on_date_only = true;
     expect_voucher(&quirk, &e);
@@ -576,13 +595,13 @@ Test(brski, the_owner_gets_vouchers, .init = start, .fini = stop, .timeout = 120
     struct expect ei = e;
     ei.idevid_issuer = brski_base64(ASN1_STRING_get0_data(aki), (size_t)ASN1_STRING_length(aki));
     expect_voucher(&issuer, &ei);
-    /* ... and so is RFC 8995's own reading, the issuer name (DER) */
+    /* ... and so is RFC 8995's own reading, the issuer name (DER); the
+     * voucher carries the authority key identifier all the same (RFC 8366 §5.3) */
     unsigned char *name = NULL;
     int name_len = i2d_X509_NAME(X509_get_issuer_name(idevid), &name);
     cr_assert(name_len > 0);
     issuer.idevid_issuer_value = name;
     issuer.idevid_issuer_len = (size_t)name_len;
-    ei.idevid_issuer = brski_base64(name, (size_t)name_len);
     expect_voucher(&issuer, &ei);
     /* ... other bytes are refused */
     static const unsigned char wrong[20] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
@@ -742,8 +761,9 @@ Test(brski, unowned_devices_logged_with_proximity_and_renewal, .init = start_log
     expect_voucher(&o, &e);
     cr_assert_str_eq(q("SELECT detail::json->>'basis' FROM audit_events ORDER BY seq DESC LIMIT 1"),
                      "renewal");
+    /* RFC 8995 §5.5.4: nonceless only to a registrar of a registered domain */
     o.nonceless = true;
-    expect_voucher(&o, &e);
+    expect_refused(&o, 403, nonceless_sentence);
     o.nonceless = false;
 
     /* ... but not after an ownership change */
@@ -1035,5 +1055,454 @@ Test(brski, the_audit_log_is_truncated_as_configured, .init = start_truncating, 
     expect_event(events, 0, &n[3], acme_id, "proximity", "0");
     expect_event(events, 1, &l[1], acme_id, "proximity", "1");
     expect_event(events, 2, &zv, cert_ski_base64(zenith.ca), "proximity", "0");
+    expect_audit_intact();
+}
+
+/* ---- 6: deployed registrars and pledges (docs/brski.md, Deployed clients) ----
+ * Each request is shaped as the field clients send it; each tolerance keeps
+ * every check (signatures, the serial bound to the IDevID, the nonce). */
+
+/* EST's habit: the body as base64 text of the DER CMS, in CRLF lines */
+static struct http_result post_base64(const char *text)
+{
+    struct http_opts o = {.method = "POST", .body = text, .body_len = strlen(text),
+                          .content_type = VOUCHER_TYPE};
+    return http(&proc, "/.well-known/brski/requestvoucher", &o);
+}
+
+Test(brski, a_base64_body_gets_a_base64_voucher, .init = start, .fini = stop, .timeout = 120)
+{
+    struct domain acme = make_domain("acme");
+    struct device dev = make_device("B64");
+    put_owner("acme", &acme);
+    put_device(&dev);
+    assign(&dev, "acme");
+    struct brski_client_opts o = opts(&dev, &acme);
+    size_t len;
+    unsigned char *der = build(&o, &len);
+    char *text = brski_base64_lines(der, len);
+    cr_assert(!strncmp(text, "MI", 2));
+    struct http_result r = post_base64(text);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(http_header(&r, "content-type"), VOUCHER_TYPE);
+    cr_assert_str_eq(http_header(&r, "content-transfer-encoding"), "base64");
+    size_t cms_len;
+    unsigned char *cms = brski_unbase64((unsigned char *)r.body, r.body_len, &cms_len);
+    cr_assert(cms, "not base64: %s", r.body);
+    char *json, err[512];
+    cr_assert_eq(brski_verify_voucher(cms, cms_len, pki_path("root-ca.crt"), &json, err,
+                                      sizeof(err)), 0, "%s", err);
+    openssl_verifies(cms, cms_len, json);
+    cr_assert_str_eq(leaf(json, "serial-number"), dev.serial);
+    cr_assert_str_eq(leaf(json, "nonce"), brski_last_nonce_text());
+    /* the request stored is the DER the signature covers */
+    cr_assert_str_eq(q("SELECT encode(sha256(request), 'hex') FROM vouchers ORDER BY id DESC LIMIT 1"),
+                     sha256_hex(der, len));
+    cr_assert_str_eq(q("SELECT encode(sha256(voucher), 'hex') FROM vouchers ORDER BY id DESC LIMIT 1"),
+                     sha256_hex(cms, cms_len));
+    http_result_free(&r);
+
+    /* "MI" that is not base64, and base64 of what is no CMS */
+    expect_refused_body((const unsigned char *)"MI*not base64*", 15, NULL, VOUCHER_TYPE, 400,
+                        "the registrar voucher-request is neither DER nor base64 of DER");
+    expect_refused_body((const unsigned char *)"MIIB", 4, NULL, VOUCHER_TYPE, 400,
+                        "the registrar voucher-request is not a DER CMS structure");
+    /* the size is bounded before anything is decoded */
+    size_t big_len = 65537;
+    unsigned char *big = malloc(big_len);
+    memset(big, 'A', big_len);
+    memcpy(big, "MI", 2);
+    expect_refused_body(big, big_len, NULL, VOUCHER_TYPE, 413,
+                        "the voucher-request is larger than 65536 bytes");
+    /* a base64 body is checked as a DER one: a broken signature is refused */
+    struct brski_client_opts f = o;
+    f.corrupt_rvr_signature = true;
+    unsigned char *bad = build(&f, &len);
+    text = brski_base64_lines(bad, len);
+    expect_refused_body((unsigned char *)text, strlen(text), NULL, VOUCHER_TYPE, 403,
+                        "the registrar voucher-request signature does not verify (verification failure)");
+    expect_audit_intact();
+}
+
+static char *aki_base64(const char *cert)
+{
+    X509 *x = load_cert(cert);
+    const ASN1_OCTET_STRING *aki = X509_get0_authority_key_id(x);
+    cr_assert(aki);
+    char *b64 = brski_base64(ASN1_STRING_get0_data(aki), (size_t)ASN1_STRING_length(aki));
+    X509_free(x);
+    return b64;
+}
+
+Test(brski, deployed_clients_request_shapes_are_served, .init = start, .fini = stop, .timeout = 120)
+{
+    struct domain acme = make_domain("acme");
+    /* a serial with hex letters, as the captured 00-D0-E5-02-00-2D */
+    struct device dev = make_device("00-D0-E5");
+    put_owner("acme", &acme);
+    put_device(&dev);
+    assign(&dev, "acme");
+    struct brski_client_opts o = opts(&dev, &acme), f;
+    struct expect e = {"proximity", acme.ca, acme.leaf, NULL};
+
+    /* the root ietf-voucher:voucher in the pledge's and the registrar's request */
+    f = o;
+    f.voucher_root = true;
+    expect_voucher(&f, &e);
+
+    /* idevid-issuer as the printable issuer name, or the issuer Name DER:
+     * accepted when it is the IDevID's; the voucher carries the AKI */
+    struct expect ei = e;
+    ei.idevid_issuer = aki_base64(dev.leaf);
+    f = o;
+    f.idevid_issuer = true;
+    f.idevid_issuer_form = BRSKI_ISSUER_NAME_TEXT;
+    expect_voucher(&f, &ei);
+    f.idevid_issuer_form = BRSKI_ISSUER_NAME_DER;
+    struct voucher v = expect_voucher(&f, &ei);
+    cr_assert_str_eq(leaf(v.json, "idevid-issuer"), aki_base64(dev.leaf));
+    /* another name (here the subject's), as text or as bytes, is refused */
+    char *subject_text = cert_name(dev.leaf, false, XN_FLAG_ONELINE);
+    cr_assert_str_neq(subject_text, cert_name(dev.leaf, true, XN_FLAG_ONELINE));
+    f.idevid_issuer_form = BRSKI_ISSUER_NAME_TEXT;
+    f.idevid_issuer_value = (const unsigned char *)subject_text;
+    f.idevid_issuer_len = strlen(subject_text);
+    expect_refused(&f, 403, "idevid-issuer does not match the issuer of the pledge's IDevID");
+    f.idevid_issuer_form = BRSKI_ISSUER_AKI;
+    expect_refused(&f, 403, "idevid-issuer does not match the issuer of the pledge's IDevID");
+    /* the issuer's text in another spelling (RFC 2253) is not the one-line form */
+    char *rfc2253 = cert_name(dev.leaf, true, XN_FLAG_RFC2253);
+    f.idevid_issuer_form = BRSKI_ISSUER_NAME_TEXT;
+    f.idevid_issuer_value = (const unsigned char *)rfc2253;
+    f.idevid_issuer_len = strlen(rfc2253);
+    expect_refused(&f, 403, "idevid-issuer does not match the issuer of the pledge's IDevID");
+
+    /* the nonce as unpadded base64url: compared as bytes, echoed as written */
+    static const unsigned char nonce[] = {0xfb, 0xf5, 0xc4, 0xf7, 0x32, 0xbd, 0x3e, 0xff, 0x01};
+    f = o;
+    f.nonce_base64url = true;
+    f.nonce = nonce;
+    f.nonce_len = sizeof(nonce);
+    v = expect_voucher(&f, &e);
+    cr_assert_str_eq(leaf(v.json, "nonce"), "-_XE9zK9Pv8B");
+    /* ... and a different nonce in the registrar's request is still refused */
+    static const unsigned char other[] = {0xfb, 0xf5, 0xc4, 0xf7, 0x32, 0xbd, 0x3e, 0xff, 0x02};
+    f.rvr_nonce = other;
+    f.rvr_nonce_len = sizeof(other);
+    expect_refused(&f, 403, "nonce mismatch: the registrar voucher-request's nonce differs from the "
+                            "pledge's (RFC 8995 §5.5.6)");
+
+    /* the pledge writes its serial in lower case; the registrar's must be exact */
+    f = o;
+    f.serial_case = true;
+    v = expect_voucher(&f, &e);
+    cr_assert_str_eq(leaf(v.json, "serial-number"), dev.serial);
+    char *lower = strdup(dev.serial);
+    for (char *p = lower; *p; p++)
+        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    cr_assert_str_neq(lower, dev.serial);
+    f = o;
+    f.pvr_serial = lower;
+    f.rvr_serial = lower;
+    expect_refused(&f, 403, fmt("serial-number mismatch: the registrar voucher-request names \"%s\", "
+                                "the pledge's IDevID \"%s\"", lower, dev.serial));
+    /* ... and another serial in the pledge's request is no case difference */
+    f = o;
+    f.pvr_serial = fmt("%sX", lower);
+    expect_refused(&f, 403, fmt("serial-number mismatch: the pledge voucher-request names \"%sX\", "
+                                "its IDevID \"%s\"", lower, dev.serial));
+
+    /* the registrar leaves the pledge's nonce out: a nonceless voucher for
+     * the owner's (authenticated) registrar */
+    f = o;
+    f.registrar_omits_nonce = true;
+    v = expect_voucher(&f, &e);
+    cr_assert_null(leaf(v.json, "nonce"));
+
+    /* all at once, as a field client (brski-client --field-client) */
+    f = o;
+    f.voucher_root = f.nonce_base64url = f.serial_case = f.econtent_id_data = true;
+    f.idevid_issuer = true;
+    f.idevid_issuer_form = BRSKI_ISSUER_NAME_TEXT;
+    expect_voucher(&f, &ei);
+    expect_audit_intact();
+}
+
+Test(brski, nonceless_requests_need_a_registered_registrar, .init = start_logged, .fini = stop,
+     .timeout = 120)
+{
+    struct domain tofu = make_domain("tofu");
+    struct device dev = make_device("NONCELESS");
+    put_device(&dev);
+    struct brski_client_opts o = opts(&dev, &tofu);
+    /* RFC 8995 §5.5.4: an unregistered registrar gets no 14-day voucher ... */
+    o.nonceless = true;
+    expect_refused(&o, 403, nonceless_sentence);
+    cr_assert_str_eq(q("SELECT serial_number || ' ' || actor FROM audit_events ORDER BY seq DESC LIMIT 1"),
+                     fmt("%s %s", dev.serial, cert_actor(tofu.chain)));
+    /* ... also when it leaves out the nonce the pledge sent */
+    o.nonceless = false;
+    o.registrar_omits_nonce = true;
+    expect_refused(&o, 403, nonceless_sentence);
+    cr_assert_eq(voucher_count(), 0);
+    /* with the pledge's nonce it is trust on first use, as before */
+    o.registrar_omits_nonce = false;
+    struct expect e = {"logged", tofu.ca, tofu.leaf, NULL};
+    expect_voucher(&o, &e);
+    /* a registered domain's registrar gets a nonceless voucher for an unowned device */
+    struct domain acme = make_domain("acme");
+    put_owner("acme", &acme);
+    struct device other = make_device("NONCELESS2");
+    put_device(&other);
+    struct brski_client_opts a = opts(&other, &acme);
+    a.nonceless = true;
+    struct expect ea = {"logged", acme.ca, acme.leaf, NULL};
+    expect_voucher(&a, &ea);
+}
+
+Test(brski, early_refusals_name_the_claimed_serial_and_the_tls_client, .init = start, .fini = stop,
+     .timeout = 120)
+{
+    struct domain acme = make_domain("acme");
+    struct device dev = make_device("CLAIMED");
+    put_owner("acme", &acme);
+    put_device(&dev);
+    assign(&dev, "acme");
+    /* refused at the registrar's EKU, before its request is validated: the
+     * serial it claims is recorded */
+    struct brski_client_opts f = opts(&dev, &acme);
+    f.registrar_cert = acme.nocmcra_chain;
+    f.registrar_key = acme.nocmcra_key;
+    expect_refused(&f, 403, "the registrar certificate lacks the id-kp-cmcRA extended key usage (RFC 8995 §5.5.4)");
+    cr_assert_str_eq(q("SELECT serial_number FROM audit_events ORDER BY seq DESC LIMIT 1"), dev.serial);
+    /* ... also under the root deployed clients use */
+    f.voucher_root = true;
+    expect_refused(&f, 403, "the registrar certificate lacks the id-kp-cmcRA extended key usage (RFC 8995 §5.5.4)");
+    cr_assert_str_eq(q("SELECT serial_number FROM audit_events ORDER BY seq DESC LIMIT 1"), dev.serial);
+    /* a body that is no CMS: the TLS client certificate names the actor */
+    tls_cert = acme.chain;
+    tls_key = acme.key;
+    static const char garbage[] = "this is not a CMS structure";
+    expect_refused_body((const unsigned char *)garbage, strlen(garbage), NULL, VOUCHER_TYPE, 400,
+                        "the registrar voucher-request is not a DER CMS structure");
+    cr_assert_str_eq(q("SELECT actor || ' ' || coalesce(serial_number, 'none') FROM audit_events"
+                       " ORDER BY seq DESC LIMIT 1"),
+                     fmt("registrar-tls:%s none", cert_actor(acme.chain) + strlen("registrar:")));
+    tls_cert = tls_key = NULL;
+}
+
+/* ---- 7: per-owner registrar policy (docs/brski.md) ---- */
+
+static void put_owner_brski(const char *id, const char *certs_pem, const char *policy)
+{
+    char *body = fmt("{\"brski\": {\"domain_certs\": [%s]%s%s}}", json_string_of(certs_pem),
+                     policy ? ", " : "", policy ? policy : "");
+    api_ok("PUT", fmt("/api/v1/owners/%s", id), body);
+}
+
+Test(brski, owners_choose_registrar_authentication_and_pinning, .init = start, .fini = stop,
+     .timeout = 120)
+{
+    struct domain acme = make_domain("acme"), stranger = make_domain("stranger");
+    struct device dev = make_device("POLICY");
+    put_device(&dev);
+
+    /* GET shows the defaults */
+    put_owner("acme", &acme);
+    struct http_result r = api(NULL, "/api/v1/owners/acme", NULL);
+    cr_assert(strstr(r.body, "\"registrar_auth\":\"any\",\"pinning\":\"domain-ca\"}"), "%s", r.body);
+    http_result_free(&r);
+    assign(&dev, "acme");
+    struct brski_client_opts o = opts(&dev, &acme);
+    struct expect e = {"proximity", acme.ca, acme.leaf, NULL};
+
+    /* tls-equals-signer: no client certificate, or another one, is refused */
+    put_owner_brski("acme", read_text(acme.ca), "\"registrar_auth\": \"tls-equals-signer\"");
+    const char *not_signer = "the owner's registrars must present the voucher-request's signing "
+                             "certificate as TLS client certificate (registrar_auth tls-equals-signer)";
+    expect_refused(&o, 403, not_signer);
+    tls_cert = issue_registrar(&acme, "tls", -60, 86400);
+    tls_key = acme.key;
+    expect_refused(&o, 403, not_signer);
+    tls_cert = acme.chain;
+    expect_voucher(&o, &e);
+
+    /* tls-chains-to-domain: any registrar of the domain, no stranger */
+    put_owner_brski("acme", read_text(acme.ca), "\"registrar_auth\": \"tls-chains-to-domain\"");
+    tls_cert = issue_registrar(&acme, "tls2", -60, 86400);
+    expect_voucher(&o, &e);
+    tls_cert = stranger.chain;
+    tls_key = stranger.key;
+    expect_refused(&o, 403, "the owner's registrars must present a TLS client certificate that "
+                            "chains to the owner's domain certificate (registrar_auth "
+                            "tls-chains-to-domain)");
+    tls_cert = tls_key = NULL;
+    expect_refused(&o, 403, "the owner's registrars must present a TLS client certificate that "
+                            "chains to the owner's domain certificate (registrar_auth "
+                            "tls-chains-to-domain)");
+
+    /* pinning registrar-ee: the voucher pins the registrar's own certificate */
+    put_owner_brski("acme", read_text(acme.ca), "\"pinning\": \"registrar-ee\"");
+    struct expect ee = {"proximity", acme.leaf, acme.leaf, NULL};
+    expect_voucher(&o, &ee);
+
+    /* an owner whose registrar sends its end-entity certificate only,
+     * registered with that certificate */
+    struct domain lone = make_domain("lone");
+    struct device dev2 = make_device("LONE");
+    put_device(&dev2);
+    put_owner_brski("lone", read_text(lone.leaf), NULL);
+    assign(&dev2, "lone");
+    struct brski_client_opts l = opts(&dev2, &lone);
+    l.registrar_cert = lone.leaf;
+    struct expect el = {"proximity", lone.leaf, lone.leaf, NULL};
+    expect_voucher(&l, &el);
+
+    /* refusals of the owner's brski settings */
+    struct {
+        const char *policy, *pointer, *detail;
+    } bad[] = {
+        {"\"registrar_auth\": \"mutual\"", "/brski/registrar_auth",
+         "must be one of: any, tls-equals-signer, tls-chains-to-domain"},
+        {"\"pinning\": \"root\"", "/brski/pinning", "must be one of: domain-ca, registrar-ee"},
+        {"\"pinning\": 1", "/brski/pinning", "must be a string, not number"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        r = api("PUT", "/api/v1/owners/acme",
+                fmt("{\"brski\": {\"domain_certs\": [%s], %s}}", json_string_of(read_text(acme.ca)),
+                    bad[i].policy));
+        cr_assert_eq(r.status, 422, "%s: %ld %s", bad[i].policy, r.status, r.body);
+        cr_assert(strstr(r.body, fmt("{\"pointer\":\"%s\",\"detail\":\"%s\"}", bad[i].pointer,
+                                     bad[i].detail)), "%s", r.body);
+        http_result_free(&r);
+    }
+    /* a certificate that is neither a CA nor a registrar's */
+    r = api("PUT", "/api/v1/owners/nope",
+            fmt("{\"brski\": {\"domain_certs\": [%s]}}", json_string_of(read_text(dev.leaf))));
+    cr_assert_eq(r.status, 422, "%ld %s", r.status, r.body);
+    cr_assert(strstr(r.body, "{\"pointer\":\"/brski/domain_certs/0\",\"detail\":\"is neither a CA "
+                             "certificate (basicConstraints CA:TRUE) nor a registrar certificate "
+                             "(id-kp-cmcRA)\"}"), "%s", r.body);
+    http_result_free(&r);
+    expect_audit_intact();
+}
+
+/* ---- 8: serial numbers from the hardwareModuleName (RFC 4108 §5) ---- */
+
+static void start_hardware_module_name(void)
+{
+    struct masad_opts o = {.idevid_extra = "\"serial-number-from\": \"hardware-module-name\""};
+    cr_assert(masad_start(&proc, &o), "masad did not start: %s", read_text(proc.stderr_path));
+    token = make_token(&proc, "brski-test", "devices:read,devices:write,owners:read,owners:write,"
+                                            "ownership:write,audit:read");
+}
+
+/* SEQUENCE { hwType OID, hwSerialNum OCTET STRING } as an otherName */
+static GENERAL_NAME *hardware_module_name(const char *hw_serial)
+{
+    ASN1_SEQUENCE_ANY *seq = sk_ASN1_TYPE_new_null();
+    ASN1_TYPE *type = ASN1_TYPE_new(), *num = ASN1_TYPE_new(), *value = ASN1_TYPE_new();
+    ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+    ASN1_OCTET_STRING_set(os, (const unsigned char *)hw_serial, (int)strlen(hw_serial));
+    ASN1_TYPE_set(type, V_ASN1_OBJECT, OBJ_txt2obj("1.3.6.1.4.1.46879.1.1", 1));
+    ASN1_TYPE_set(num, V_ASN1_OCTET_STRING, os);
+    sk_ASN1_TYPE_push(seq, type);
+    sk_ASN1_TYPE_push(seq, num);
+    unsigned char *der = NULL;
+    int n = i2d_ASN1_SEQUENCE_ANY(seq, &der);
+    cr_assert(n > 0);
+    ASN1_STRING *s = ASN1_STRING_new();
+    ASN1_STRING_set(s, der, n);
+    ASN1_TYPE_set(value, V_ASN1_SEQUENCE, s);
+    GENERAL_NAME *g = GENERAL_NAME_new();
+    cr_assert(GENERAL_NAME_set0_othername(g, OBJ_txt2obj("1.3.6.1.5.5.7.8.4", 1), value) == 1);
+    OPENSSL_free(der);
+    sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+    return g;
+}
+
+/* An IDevID from the test IDevID CA whose serial is only in its
+ * subjectAltName, once per hw_serial given (two: an ambiguous one) */
+static struct device issue_module_idevid(const char *tag, const char *hw_serial, const char *second)
+{
+    X509 *ca = load_cert(pki_path("idevid-ca.crt")), *x = X509_new();
+    EVP_PKEY *ca_key = load_key(pki_path("idevid-ca.key")), *key = EVP_EC_gen("P-256");
+    static long issued;
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), (long)time(NULL) * 100 + issued++);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_UTF8,
+                               (const unsigned char *)tag, -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(ca));
+    X509_set_pubkey(x, key);
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, ca, x, NULL, NULL, 0);
+    add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE");
+    add_ext(x, &v3, NID_authority_key_identifier, "keyid:always");
+    GENERAL_NAMES *names = sk_GENERAL_NAME_new_null();
+    sk_GENERAL_NAME_push(names, hardware_module_name(hw_serial));
+    if (second)
+        sk_GENERAL_NAME_push(names, hardware_module_name(second));
+    cr_assert(X509_add1_ext_i2d(x, NID_subject_alt_name, names, 0, X509V3_ADD_DEFAULT) == 1);
+    GENERAL_NAMES_free(names);
+    cr_assert(X509_sign(x, ca_key, EVP_sha256()) > 0);
+    struct device v = {.serial = strdup(hw_serial)};
+    char *prefix = tmp_path("hmn-%s-%d", tag, (int)getpid());
+    v.leaf = fmt("%s.crt", prefix);
+    v.chain = fmt("%s-chain.crt", prefix);
+    v.key = fmt("%s.key", prefix);
+    FILE *f = fopen(v.chain, "w"), *l = fopen(v.leaf, "w"), *k = fopen(v.key, "w");
+    cr_assert(f && l && k);
+    cr_assert(PEM_write_X509(f, x) == 1 && PEM_write_X509(f, ca) == 1 && PEM_write_X509(l, x) == 1 &&
+              PEM_write_PrivateKey(k, key, NULL, NULL, 0, NULL, NULL) == 1);
+    fclose(f);
+    fclose(l);
+    fclose(k);
+    X509_free(x);
+    X509_free(ca);
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(key);
+    return v;
+}
+
+Test(brski, serial_numbers_from_the_hardware_module_name, .init = start_hardware_module_name,
+     .fini = stop, .timeout = 120)
+{
+    struct domain acme = make_domain("acme");
+    put_owner("acme", &acme);
+    /* a UTF-8 serial outside PrintableString, as field devices have */
+    char *serial = fmt("JADA_f2-%d", (int)getpid());
+    struct device dev = issue_module_idevid("module", serial, NULL);
+    put_device(&dev);
+    assign(&dev, "acme");
+    struct brski_client_opts o = opts(&dev, &acme);
+    o.pvr_serial = serial;
+    struct expect e = {"proximity", acme.ca, acme.leaf, NULL};
+    struct voucher v = expect_voucher(&o, &e);
+    cr_assert_str_eq(leaf(v.json, "serial-number"), serial);
+    /* the serial is still bound to the IDevID: another one is refused */
+    o.pvr_serial = o.rvr_serial = "JADA_f2-other";
+    expect_refused(&o, 403, fmt("serial-number mismatch: the pledge voucher-request names "
+                                "\"JADA_f2-other\", its IDevID \"%s\"", serial));
+    /* an IDevID with two hardwareModuleNames names no single device */
+    struct device twice = issue_module_idevid("twice", fmt("%s-a", serial), fmt("%s-b", serial));
+    o = opts(&twice, &acme);
+    o.pvr_serial = twice.serial;
+    expect_refused(&o, 403, "the pledge voucher-request is not signed by a known device: the IDevID "
+                            "subjectAltName has no single hardwareModuleName (RFC 4108 §5)");
+    /* the subject's serialNumber is not used by this anchor */
+    struct device plain = make_device("PLAIN");
+    o = opts(&plain, &acme);
+    expect_refused(&o, 403, "the pledge voucher-request is not signed by a known device: the IDevID "
+                            "subjectAltName has no single hardwareModuleName (RFC 4108 §5)");
+    /* a control character in hwSerialNum is no serial number */
+    struct device ctl = issue_module_idevid("control", "JADA\x01", NULL);
+    o = opts(&ctl, &acme);
+    o.pvr_serial = "JADA";
+    expect_refused(&o, 403, "the pledge voucher-request is not signed by a known device: the IDevID's "
+                            "serial number is not 1 to 64 characters of text without control "
+                            "characters");
     expect_audit_intact();
 }
