@@ -102,19 +102,6 @@ static X509 *tls_client_cert(struct brski_call *c)
     return x;
 }
 
-/* 1 to 64 characters of UTF-8 (already checked by the JSON parser), none a
- * control character: what a serial number can be (docs/brski.md). */
-static bool serial_text(const char *s)
-{
-    size_t chars = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p < 0x20 || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
-            return false;
-        chars += (*p & 0xc0) != 0x80;
-    }
-    return chars >= 1 && chars <= 64;
-}
-
 /* The serial-number a voucher-request claims, read before anything about
  * it is checked, for the audit event of an early refusal; NULL when none
  * can be read. */
@@ -126,7 +113,9 @@ static const char *claimed_serial(struct brski_call *c, const struct crypto_sign
         doc->type != JSON_OBJECT || doc->count != 1)
         return NULL;
     const struct json_value *serial = json_get(doc->items[0], "serial-number");
-    return serial && serial->type == JSON_STRING && serial_text(serial->text) ? serial->text : NULL;
+    return serial && serial->type == JSON_STRING && crypto_serial_acceptable(serial->text)
+               ? serial->text
+               : NULL;
 }
 
 /* The registrar: its signature, its EKU, its chain (RFC 8995 §5.5.3, §5.5.4). */

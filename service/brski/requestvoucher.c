@@ -153,7 +153,8 @@ static bool issue(struct brski_call *c, const struct brski_claim *claim, const s
     unsigned char *pinned = crypto_cert_der(d->pinned, c->a, &pinned_len);
     /* RFC 8366 §5.3: idevid-issuer is the IDevID's authority key
      * identifier, whichever form the request used (checked to match) */
-    const ASN1_OCTET_STRING *aki = claim->rvr.idevid_issuer ? crypto_authority_key_id(claim->idevid) : NULL;
+    const ASN1_OCTET_STRING *aki =
+        claim->rvr.idevid_issuer ? crypto_authority_key_id(claim->idevid) : NULL;
     struct voucher_terms t = {c->serial, d->assertion, pinned, pinned_len, claim->rvr.nonce,
                               claim->rvr.nonce_len, now,
                               claim->rvr.nonce ? 0 : expiry(c, claim, now),

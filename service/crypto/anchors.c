@@ -113,9 +113,7 @@ static const char *hardware_module_serial(X509 *x, struct arena *ar)
     return found == 1 ? serial : NULL;
 }
 
-/* UTF-8 text of 1 to 64 characters, no control character (C0, DEL, C1):
- * what masad keeps as a serial number. */
-static bool serial_acceptable(const char *s)
+bool crypto_serial_acceptable(const char *s)
 {
     size_t chars = 0;
     const unsigned char *p = (const unsigned char *)s;
@@ -147,7 +145,7 @@ static const char *serial_by_rule(X509 *leaf, enum crypto_serial_source from, st
                                                           : "subject has no single serialNumber attribute";
     if (!serial)
         snprintf(why, WHY, "the IDevID %s", where);
-    else if (!serial_acceptable(serial))
+    else if (!crypto_serial_acceptable(serial))
         snprintf(why, WHY, "the IDevID's serial number is not 1 to 64 characters of text without "
                            "control characters");
     else

@@ -123,6 +123,10 @@ int crypto_anchors_new(const struct crypto_anchor_spec *specs, size_t count,
 void crypto_anchors_free(struct crypto_anchors *a);
 size_t crypto_anchors_count(const struct crypto_anchors *a);
 
+/* Is s UTF-8 text of 1 to 64 characters without a control character (C0,
+ * DEL, C1)? What masad takes as a serial number from an IDevID or a request. */
+bool crypto_serial_acceptable(const char *s);
+
 /* Verifies leaf, with the untrusted intermediates, to a configured anchor
  * (any configured certificate may be the anchor), and gives the device's
  * serial number by that anchor's rule (RFC 8995 §2.3.1: by default the

@@ -176,28 +176,38 @@ static void add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
     X509_EXTENSION_free(ext);
 }
 
-/* Another registrar certificate (cmcRA) of domain d for the registrar's key,
- * valid from `from` to `to` seconds from now; returns a PEM file of it and
- * the domain CA. */
-static char *issue_registrar(const struct domain *d, const char *tag, long from, long to)
+/* A certificate issued by ca for key, subject O=org (unless NULL), CN=cn,
+ * valid from `from` to `to` seconds from now; v3 set for its extensions. */
+static X509 *new_cert(X509 *ca, EVP_PKEY *key, const char *org, const char *cn, long from, long to,
+                      X509V3_CTX *v3)
 {
-    X509 *ca = load_cert(d->ca), *x = X509_new();
-    EVP_PKEY *ca_key = load_key(d->ca_key), *key = load_key(d->key);
+    X509 *x = X509_new();
     static long issued;
     X509_set_version(x, 2);
     ASN1_INTEGER_set(X509_get_serialNumber(x), (long)time(NULL) * 100 + issued++);
     X509_gmtime_adj(X509_getm_notBefore(x), from);
     X509_gmtime_adj(X509_getm_notAfter(x), to);
-    char *cn = fmt("%s %s registrar", d->name, tag);
-    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "O", MBSTRING_UTF8,
-                               (const unsigned char *)d->name, -1, -1, 0);
+    if (org)
+        X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "O", MBSTRING_UTF8,
+                                   (const unsigned char *)org, -1, -1, 0);
     X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_UTF8,
                                (const unsigned char *)cn, -1, -1, 0);
     X509_set_issuer_name(x, X509_get_subject_name(ca));
     X509_set_pubkey(x, key);
+    X509V3_set_ctx_nodb(v3);
+    X509V3_set_ctx(v3, ca, x, NULL, NULL, 0);
+    return x;
+}
+
+/* Another registrar certificate (cmcRA) of domain d for the registrar's key,
+ * valid from `from` to `to` seconds from now; returns a PEM file of it and
+ * the domain CA. */
+static char *issue_registrar(const struct domain *d, const char *tag, long from, long to)
+{
+    X509 *ca = load_cert(d->ca);
+    EVP_PKEY *ca_key = load_key(d->ca_key), *key = load_key(d->key);
     X509V3_CTX v3;
-    X509V3_set_ctx_nodb(&v3);
-    X509V3_set_ctx(&v3, ca, x, NULL, NULL, 0);
+    X509 *x = new_cert(ca, key, d->name, fmt("%s %s registrar", d->name, tag), from, to, &v3);
     add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE");
     add_ext(x, &v3, NID_key_usage, "critical,digitalSignature");
     add_ext(x, &v3, NID_ext_key_usage, "clientAuth,serverAuth,1.3.6.1.5.5.7.3.28");
@@ -1134,33 +1144,53 @@ static char *aki_base64(const char *cert)
     return b64;
 }
 
-Test(brski, deployed_clients_request_shapes_are_served, .init = start, .fini = stop, .timeout = 120)
+/* An owned device of a domain, for the deployed clients' requests; a
+ * serial with hex letters, as the captured 00-D0-E5-02-00-2D. */
+struct owned {
+    struct domain d;
+    struct device dev;
+    struct brski_client_opts o;
+    struct expect e;
+};
+
+static struct owned owned_device(void)
 {
-    struct domain acme = make_domain("acme");
-    /* a serial with hex letters, as the captured 00-D0-E5-02-00-2D */
-    struct device dev = make_device("00-D0-E5");
-    put_owner("acme", &acme);
-    put_device(&dev);
-    assign(&dev, "acme");
-    struct brski_client_opts o = opts(&dev, &acme), f;
-    struct expect e = {"proximity", acme.ca, acme.leaf, NULL};
+    struct owned w = {.d = make_domain("acme"), .dev = make_device("00-D0-E5")};
+    put_owner("acme", &w.d);
+    put_device(&w.dev);
+    assign(&w.dev, "acme");
+    w.o = opts(&w.dev, &w.d);
+    w.e = (struct expect){"proximity", w.d.ca, w.d.leaf, NULL};
+    return w;
+}
 
+Test(brski, the_voucher_root_in_requests_is_accepted, .init = start, .fini = stop, .timeout = 120)
+{
+    struct owned w = owned_device();
     /* the root ietf-voucher:voucher in the pledge's and the registrar's request */
-    f = o;
+    struct brski_client_opts f = w.o;
     f.voucher_root = true;
-    expect_voucher(&f, &e);
+    expect_voucher(&f, &w.e);
+    expect_audit_intact();
+}
 
-    /* idevid-issuer as the printable issuer name, or the issuer Name DER:
-     * accepted when it is the IDevID's; the voucher carries the AKI */
-    struct expect ei = e;
+Test(brski, idevid_issuer_forms_and_the_vouchers_aki, .init = start, .fini = stop, .timeout = 120)
+{
+    struct owned w = owned_device();
+    struct device dev = w.dev;
+    struct brski_client_opts f;
+    /* RFC 8366 §5.3: whichever form the registrar used, the voucher's
+     * idevid-issuer is the IDevID's AKI; first the issuer Name DER */
+    struct expect ei = w.e;
     ei.idevid_issuer = aki_base64(dev.leaf);
-    f = o;
+    f = w.o;
     f.idevid_issuer = true;
-    f.idevid_issuer_form = BRSKI_ISSUER_NAME_TEXT;
-    expect_voucher(&f, &ei);
     f.idevid_issuer_form = BRSKI_ISSUER_NAME_DER;
     struct voucher v = expect_voucher(&f, &ei);
     cr_assert_str_eq(leaf(v.json, "idevid-issuer"), aki_base64(dev.leaf));
+    /* the printable issuer name, accepted when it is the IDevID's */
+    f.idevid_issuer_form = BRSKI_ISSUER_NAME_TEXT;
+    expect_voucher(&f, &ei);
     /* another name (here the subject's), as text or as bytes, is refused */
     char *subject_text = cert_name(dev.leaf, false, XN_FLAG_ONELINE);
     cr_assert_str_neq(subject_text, cert_name(dev.leaf, true, XN_FLAG_ONELINE));
@@ -1176,14 +1206,22 @@ Test(brski, deployed_clients_request_shapes_are_served, .init = start, .fini = s
     f.idevid_issuer_value = (const unsigned char *)rfc2253;
     f.idevid_issuer_len = strlen(rfc2253);
     expect_refused(&f, 403, "idevid-issuer does not match the issuer of the pledge's IDevID");
+    expect_audit_intact();
+}
+
+Test(brski, the_pledges_nonce_text_is_echoed, .init = start, .fini = stop, .timeout = 120)
+{
+    struct owned w = owned_device();
+    struct brski_client_opts f;
+    struct voucher v;
 
     /* the nonce as unpadded base64url: compared as bytes, echoed as written */
     static const unsigned char nonce[] = {0xfb, 0xf5, 0xc4, 0xf7, 0x32, 0xbd, 0x3e, 0xff, 0x01};
-    f = o;
+    f = w.o;
     f.nonce_base64url = true;
     f.nonce = nonce;
     f.nonce_len = sizeof(nonce);
-    v = expect_voucher(&f, &e);
+    v = expect_voucher(&f, &w.e);
     cr_assert_str_eq(leaf(v.json, "nonce"), "-_XE9zK9Pv8B");
     /* ... and a different nonce in the registrar's request is still refused */
     static const unsigned char other[] = {0xfb, 0xf5, 0xc4, 0xf7, 0x32, 0xbd, 0x3e, 0xff, 0x02};
@@ -1191,40 +1229,57 @@ Test(brski, deployed_clients_request_shapes_are_served, .init = start, .fini = s
     f.rvr_nonce_len = sizeof(other);
     expect_refused(&f, 403, "nonce mismatch: the registrar voucher-request's nonce differs from the "
                             "pledge's (RFC 8995 §5.5.6)");
+    expect_audit_intact();
+}
 
+Test(brski, the_pledges_serial_may_differ_in_letter_case, .init = start, .fini = stop, .timeout = 120)
+{
+    struct owned w = owned_device();
+    struct device dev = w.dev;
+    struct brski_client_opts f;
+    struct voucher v;
     /* the pledge writes its serial in lower case; the registrar's must be exact */
-    f = o;
+    f = w.o;
     f.serial_case = true;
-    v = expect_voucher(&f, &e);
+    v = expect_voucher(&f, &w.e);
     cr_assert_str_eq(leaf(v.json, "serial-number"), dev.serial);
     char *lower = strdup(dev.serial);
     for (char *p = lower; *p; p++)
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
     cr_assert_str_neq(lower, dev.serial);
-    f = o;
+    f = w.o;
     f.pvr_serial = lower;
     f.rvr_serial = lower;
     expect_refused(&f, 403, fmt("serial-number mismatch: the registrar voucher-request names \"%s\", "
                                 "the pledge's IDevID \"%s\"", lower, dev.serial));
     /* ... and another serial in the pledge's request is no case difference */
-    f = o;
+    f = w.o;
     f.pvr_serial = fmt("%sX", lower);
     expect_refused(&f, 403, fmt("serial-number mismatch: the pledge voucher-request names \"%sX\", "
                                 "its IDevID \"%s\"", lower, dev.serial));
+    expect_audit_intact();
+}
 
-    /* the registrar leaves the pledge's nonce out: a nonceless voucher for
-     * the owner's (authenticated) registrar */
-    f = o;
+Test(brski, a_registrar_may_leave_out_the_nonce, .init = start, .fini = stop, .timeout = 120)
+{
+    struct owned w = owned_device();
+    /* RFC 8995 §5.5: the registrar leaves the pledge's nonce out; a
+     * nonceless voucher for the owner's (authenticated) registrar */
+    struct brski_client_opts f = w.o;
     f.registrar_omits_nonce = true;
-    v = expect_voucher(&f, &e);
+    struct voucher v = expect_voucher(&f, &w.e);
     cr_assert_null(leaf(v.json, "nonce"));
 
-    /* all at once, as a field client (brski-client --field-client) */
-    f = o;
+    /* all the habits at once, as a field client (brski-client --field-client) */
+    f = w.o;
     f.voucher_root = f.nonce_base64url = f.serial_case = f.econtent_id_data = true;
     f.idevid_issuer = true;
     f.idevid_issuer_form = BRSKI_ISSUER_NAME_TEXT;
-    expect_voucher(&f, &ei);
+    struct expect ei = w.e;
+    ei.idevid_issuer = aki_base64(w.dev.leaf);
+    v = expect_voucher(&f, &ei);
+    cr_assert_str_eq(leaf(v.json, "nonce"), brski_last_nonce_text());
+    cr_assert(!strchr(leaf(v.json, "nonce"), '='));
     expect_audit_intact();
 }
 
@@ -1300,18 +1355,12 @@ static void put_owner_brski(const char *id, const char *certs_pem, const char *p
     api_ok("PUT", fmt("/api/v1/owners/%s", id), body);
 }
 
-Test(brski, owners_choose_registrar_authentication_and_pinning, .init = start, .fini = stop,
-     .timeout = 120)
+Test(brski, owners_require_registrar_tls_authentication, .init = start, .fini = stop, .timeout = 120)
 {
     struct domain acme = make_domain("acme"), stranger = make_domain("stranger");
     struct device dev = make_device("POLICY");
     put_device(&dev);
-
-    /* GET shows the defaults */
     put_owner("acme", &acme);
-    struct http_result r = api(NULL, "/api/v1/owners/acme", NULL);
-    cr_assert(strstr(r.body, "\"registrar_auth\":\"any\",\"pinning\":\"domain-ca\"}"), "%s", r.body);
-    http_result_free(&r);
     assign(&dev, "acme");
     struct brski_client_opts o = opts(&dev, &acme);
     struct expect e = {"proximity", acme.ca, acme.leaf, NULL};
@@ -1340,7 +1389,22 @@ Test(brski, owners_choose_registrar_authentication_and_pinning, .init = start, .
     expect_refused(&o, 403, "the owner's registrars must present a TLS client certificate that "
                             "chains to the owner's domain certificate (registrar_auth "
                             "tls-chains-to-domain)");
+    /* the audit log asks the same */
+    size_t len;
+    unsigned char *der = build(&o, &len);
+    struct answer a = post_to("requestauditlog", der, len, NULL, "application/json");
+    cr_assert_eq(a.status, 403, "%ld %s", a.status, (char *)a.body);
+    expect_audit_intact();
+}
 
+Test(brski, owners_choose_what_vouchers_pin, .init = start, .fini = stop, .timeout = 120)
+{
+    struct domain acme = make_domain("acme");
+    struct device dev = make_device("PINNING");
+    put_device(&dev);
+    put_owner("acme", &acme);
+    assign(&dev, "acme");
+    struct brski_client_opts o = opts(&dev, &acme);
     /* pinning registrar-ee: the voucher pins the registrar's own certificate */
     put_owner_brski("acme", read_text(acme.ca), "\"pinning\": \"registrar-ee\"");
     struct expect ee = {"proximity", acme.leaf, acme.leaf, NULL};
@@ -1357,6 +1421,24 @@ Test(brski, owners_choose_registrar_authentication_and_pinning, .init = start, .
     l.registrar_cert = lone.leaf;
     struct expect el = {"proximity", lone.leaf, lone.leaf, NULL};
     expect_voucher(&l, &el);
+    expect_audit_intact();
+}
+
+Test(brski, owners_brski_settings_are_checked, .init = start, .fini = stop, .timeout = 120)
+{
+    struct domain acme = make_domain("acme");
+    struct device dev = make_device("SETTINGS");
+    /* GET shows the defaults */
+    put_owner("acme", &acme);
+    struct http_result r = api(NULL, "/api/v1/owners/acme", NULL);
+    cr_assert(strstr(r.body, "\"registrar_auth\":\"any\",\"pinning\":\"domain-ca\"}"), "%s", r.body);
+    http_result_free(&r);
+    put_owner_brski("acme", read_text(acme.ca),
+                    "\"pinning\": \"registrar-ee\", \"registrar_auth\": \"tls-equals-signer\"");
+    r = api(NULL, "/api/v1/owners/acme", NULL);
+    cr_assert(strstr(r.body, "\"registrar_auth\":\"tls-equals-signer\",\"pinning\":\"registrar-ee\"}"),
+              "%s", r.body);
+    http_result_free(&r);
 
     /* refusals of the owner's brski settings */
     struct {
@@ -1425,20 +1507,10 @@ static GENERAL_NAME *hardware_module_name(const char *hw_serial)
  * subjectAltName, once per hw_serial given (two: an ambiguous one) */
 static struct device issue_module_idevid(const char *tag, const char *hw_serial, const char *second)
 {
-    X509 *ca = load_cert(pki_path("idevid-ca.crt")), *x = X509_new();
+    X509 *ca = load_cert(pki_path("idevid-ca.crt"));
     EVP_PKEY *ca_key = load_key(pki_path("idevid-ca.key")), *key = EVP_EC_gen("P-256");
-    static long issued;
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), (long)time(NULL) * 100 + issued++);
-    X509_gmtime_adj(X509_getm_notBefore(x), -60);
-    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_UTF8,
-                               (const unsigned char *)tag, -1, -1, 0);
-    X509_set_issuer_name(x, X509_get_subject_name(ca));
-    X509_set_pubkey(x, key);
     X509V3_CTX v3;
-    X509V3_set_ctx_nodb(&v3);
-    X509V3_set_ctx(&v3, ca, x, NULL, NULL, 0);
+    X509 *x = new_cert(ca, key, NULL, tag, -60, 86400, &v3);
     add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE");
     add_ext(x, &v3, NID_authority_key_identifier, "keyid:always");
     GENERAL_NAMES *names = sk_GENERAL_NAME_new_null();
