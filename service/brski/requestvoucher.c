@@ -140,7 +140,7 @@ static void answer_voucher(struct brski_call *c, const unsigned char *cms, size_
     }
     const char *text = base64_encode(c->a, cms, len);
     response_set(c->res, c->a, 200, "application/voucher-cms+json", text, strlen(text));
-    response_add_header(c->res, "Content-Transfer-Encoding", "base64");
+    response_add_header(c->res, "content-transfer-encoding", "base64");
 }
 
 /* The voucher, its record and its audit event commit together. */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <libgen.h>
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
@@ -1073,10 +1074,10 @@ Test(brski, the_audit_log_is_truncated_as_configured, .init = start_truncating, 
  * every check (signatures, the serial bound to the IDevID, the nonce). */
 
 /* EST's habit: the body as base64 text of the DER CMS, in CRLF lines */
-static struct http_result post_base64(const char *text)
+static struct http_result post_base64(const char *text, bool http2)
 {
     struct http_opts o = {.method = "POST", .body = text, .body_len = strlen(text),
-                          .content_type = VOUCHER_TYPE};
+                          .content_type = VOUCHER_TYPE, .http2 = http2};
     return http(&proc, "/.well-known/brski/requestvoucher", &o);
 }
 
@@ -1092,8 +1093,9 @@ Test(brski, a_base64_body_gets_a_base64_voucher, .init = start, .fini = stop, .t
     unsigned char *der = build(&o, &len);
     char *text = brski_base64_lines(der, len);
     cr_assert(!strncmp(text, "MI", 2));
-    struct http_result r = post_base64(text);
+    struct http_result r = post_base64(text, true);
     cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    cr_assert_eq(r.http_version, 2);
     cr_assert_str_eq(http_header(&r, "content-type"), VOUCHER_TYPE);
     cr_assert_str_eq(http_header(&r, "content-transfer-encoding"), "base64");
     size_t cms_len;
@@ -1110,6 +1112,11 @@ Test(brski, a_base64_body_gets_a_base64_voucher, .init = start, .fini = stop, .t
                      sha256_hex(der, len));
     cr_assert_str_eq(q("SELECT encode(sha256(voucher), 'hex') FROM vouchers ORDER BY id DESC LIMIT 1"),
                      sha256_hex(cms, cms_len));
+    http_result_free(&r);
+    /* ... and over HTTP/1.1 */
+    r = post_base64(brski_base64_lines(build(&o, &len), len), false);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(http_header(&r, "content-transfer-encoding"), "base64");
     http_result_free(&r);
 
     /* "MI" that is not base64, and base64 of what is no CMS */
@@ -1577,4 +1584,29 @@ Test(brski, serial_numbers_from_the_hardware_module_name, .init = start_hardware
                             "serial number is not 1 to 64 characters of text without control "
                             "characters");
     expect_audit_intact();
+}
+
+/* ---- 9: brski-client reproduces a field client in one command ---- */
+
+static int brski_client_run(char **out, const struct owned *w, const char *flags)
+{
+    /* the build puts brski-client in tests/, beside the suites */
+    char *bin = fmt("%s/../tests/brski-client", dirname(strdup(env_or_die("MASAD_TEST_BIN"))));
+    char *ca = pki_path("root-ca.crt");
+    return sh(out, "%s --masa https://127.0.0.1:%u --tls-ca %s --masa-ca %s --pledge-cert %s"
+                   " --pledge-key %s --registrar-cert %s --registrar-key %s %s 2>&1",
+              bin, proc.device_port, ca, ca, w->dev.chain, w->dev.key, w->d.chain, w->d.key, flags);
+}
+
+Test(brski, brski_client_acts_as_a_field_client, .init = start, .fini = stop, .timeout = 120)
+{
+    struct owned w = owned_device();
+    char *out;
+    cr_assert_eq(brski_client_run(&out, &w, "--field-client"), 0, "%s", out);
+    cr_assert(strstr(out, "voucher OK: signed by the MASA, serial-number and nonce match"), "%s", out);
+    cr_assert_eq(brski_client_run(&out, &w, "--registrar-omits-nonce --issuer-form der"), 0, "%s", out);
+    cr_assert(strstr(out, "voucher OK"), "%s", out);
+    cr_assert_str_eq(q("SELECT count(*) FROM vouchers WHERE serial_number = '%s'", w.dev.serial), "2");
+    cr_assert_eq(brski_client_run(&out, &w, "--issuer-form subject"), 2, "%s", out);
+    cr_assert(strstr(out, "--issuer-form is aki, der or name, not subject"), "%s", out);
 }
