@@ -1093,9 +1093,9 @@ Test(brski, a_base64_body_gets_a_base64_voucher, .init = start, .fini = stop, .t
     unsigned char *der = build(&o, &len);
     char *text = brski_base64_lines(der, len);
     cr_assert(!strncmp(text, "MI", 2));
-    struct http_result r = post_base64(text, true);
+    /* HTTP/1.1 here; brski_client_acts_as_a_field_client sends base64 over HTTP/2 */
+    struct http_result r = post_base64(text, false);
     cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
-    cr_assert_eq(r.http_version, 2);
     cr_assert_str_eq(http_header(&r, "content-type"), VOUCHER_TYPE);
     cr_assert_str_eq(http_header(&r, "content-transfer-encoding"), "base64");
     size_t cms_len;
