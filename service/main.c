@@ -269,6 +269,13 @@ static int check_database(const struct config *cfg)
     return rc;
 }
 
+static enum crypto_serial_source anchor_serial_source(enum config_serial_from from)
+{
+    return from == CONFIG_SERIAL_FROM_COMMON_NAME        ? SERIAL_FROM_COMMON_NAME
+           : from == CONFIG_SERIAL_FROM_HARDWARE_MODULE_NAME ? SERIAL_FROM_HARDWARE_MODULE_NAME
+                                                             : SERIAL_FROM_SERIAL_NUMBER;
+}
+
 static int load_anchors(const struct config *cfg, struct crypto_anchors **out,
                         struct masad_error *err)
 {
@@ -276,9 +283,7 @@ static int load_anchors(const struct config *cfg, struct crypto_anchors **out,
     for (size_t i = 0; i < cfg->idevid_anchor_count; i++)
         specs[i] = (struct crypto_anchor_spec){cfg->idevid_anchors[i].name,
                                                cfg->idevid_anchors[i].certificate,
-                                               cfg->idevid_anchors[i].serial_from_common_name
-                                                   ? SERIAL_FROM_COMMON_NAME
-                                                   : SERIAL_FROM_SERIAL_NUMBER};
+                                               anchor_serial_source(cfg->idevid_anchors[i].serial_from)};
     int rc = crypto_anchors_new(specs, cfg->idevid_anchor_count, out, err);
     free(specs);
     if (rc == 0 && cfg->idevid_anchor_count == 0)

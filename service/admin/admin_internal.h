@@ -12,10 +12,10 @@
 #define ADMIN_MAX_ERRORS 16
 #define ADMIN_MAX_QUERY 8
 
-/* API.md, Conventions: the identifiers' rules, as error details */
-#define SERIAL_NUMBER_RULE                                                                   \
-    "must be 1 to 64 PrintableString characters (A-Z a-z 0-9 space ' ( ) + , - . / : = ?) " \
-    "without a leading or trailing space"
+/* docs/management-api.md, Conventions: the identifiers' rules, as error details */
+#define SERIAL_NUMBER_RULE                                                        \
+    "must be 1 to 64 characters of text without control characters and without " \
+    "a leading or trailing space"
 #define OWNER_ID_RULE "must be 1 to 64 of a-z 0-9 . _ -"
 
 /* One management call in progress. */
@@ -90,8 +90,8 @@ bool check_members(struct call *c, const struct json_value *obj, const char *poi
 const char *member_string(struct call *c, const struct json_value *obj, const char *pointer,
                           const char *key, bool required, size_t max_len);
 
-/* docs/management-api.md: serial_number is 1-64 X.520 PrintableString characters without
- * outer spaces; owner_id 1-64 of a-z 0-9 . _ - */
+/* docs/management-api.md: serial_number is 1-64 characters of UTF-8 text without control
+ * characters or outer spaces; owner_id 1-64 of a-z 0-9 . _ - */
 bool serial_number_valid(const char *s);
 bool owner_id_valid(const char *s);
 

@@ -301,18 +301,42 @@ const char *member_string(struct call *c, const struct json_value *obj, const ch
 
 /* ---- syntax of identifiers ---- */
 
+/* The code point of the UTF-8 sequence at p (RFC 3629: shortest form, no
+ * surrogates), its length in *len; -1 when it is not one. */
+static long utf8_next(const unsigned char *p, size_t n, size_t *len)
+{
+    static const unsigned char lo[] = {0, 0, 0x80, 0xa0, 0x90}, hi[] = {0, 0, 0xbf, 0xbf, 0xbf};
+    unsigned char c = p[0];
+    size_t k = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+             : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (!k || k > n)
+        return -1;
+    long cp = k == 1 ? c : c & (0x7f >> k);
+    for (size_t i = 1; i < k; i++) {
+        unsigned char min = i == 1 && (c == 0xe0 || c == 0xf0) ? lo[k] : 0x80;
+        unsigned char max = i == 1 && c == 0xed ? 0x9f : i == 1 && c == 0xf4 ? 0x8f : hi[2];
+        if (p[i] < min || p[i] > max)
+            return -1;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    *len = k;
+    return cp;
+}
+
 bool serial_number_valid(const char *s)
 {
-    /* RFC 5280 / X.520 PrintableString: A-Z a-z 0-9 space ' ( ) + , - . / : = ? */
-    static const char extra[] = " '()+,-./:=?";
-    size_t n = strlen(s);
-    if (n < 1 || n > 64 || s[0] == ' ' || s[n - 1] == ' ')
+    /* IDevIDs carry serial numbers as UTF-8 text (serialNumber, RFC 4108
+     * hwSerialNum): 1 to 64 characters, no control character, no outer space */
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s), chars = 0, len;
+    if (n < 1 || s[0] == ' ' || s[n - 1] == ' ')
         return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) || (unsigned char)s[i] > 127)
-            if (!strchr(extra, s[i]))
-                return false;
-    return true;
+    for (size_t i = 0; i < n; i += len, chars++) {
+        long cp = utf8_next(p + i, n - i, &len);
+        if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+            return false;
+    }
+    return chars <= 64;
 }
 
 bool owner_id_valid(const char *s)

@@ -33,7 +33,7 @@ static void read_device(struct call *c, const struct json_value *obj, const char
     }
     check_members(c, obj, pointer, fields);
     const char *where = arena_printf(c->a, "%s/serial_number", pointer);
-    d->serial = member_string(c, obj, pointer, "serial_number", !path_serial, 64);
+    d->serial = member_string(c, obj, pointer, "serial_number", !path_serial, 256);
     if (d->serial && path_serial && strcmp(d->serial, path_serial))
         call_field_error(c, where, "must equal the serial number in the path");
     if (!d->serial)

@@ -18,7 +18,8 @@ struct domain_cert {
 
 struct owner_input {
     const char *display_name;
-    const struct json_value *brski;         /* stored as given */
+    const struct json_value *brski;         /* stored as given, with the policy defaults */
+    const char *registrar_auth, *pinning;   /* brski policy (docs/brski.md) */
     struct domain_cert certs[MAX_CERTS];
     size_t cert_count;
     const char *owner_cert_hex[MAX_CERTS];  /* DER, end entity first */
@@ -67,16 +68,45 @@ static const struct json_value *array_member(struct call *c, const struct json_v
     return v;
 }
 
-/* docs/management-api.md, Create an owner: brski.domain_certs are CA
- * certificates, current, one owner each. */
+/* A member that must be one of values (the first is the default). */
+static const char *member_choice(struct call *c, const struct json_value *obj, const char *key,
+                                 const char *const *values)
+{
+    const char *where = arena_printf(c->a, "/brski/%s", key);
+    const char *v = member_string(c, obj, "/brski", key, false, 64);
+    if (!json_get(obj, key))
+        return values[0];
+    for (size_t i = 0; v && values[i]; i++)
+        if (!strcmp(v, values[i]))
+            return values[i];
+    const char *list = values[0];
+    for (size_t i = 1; values[i]; i++)
+        list = arena_printf(c->a, "%s, %s", list, values[i]);
+    if (v)
+        call_field_error(c, where, "must be one of: %s", list);
+    return NULL;
+}
+
+/* docs/brski.md, Registrar policy per owner */
+static void read_brski_policy(struct call *c, const struct json_value *brski, struct owner_input *in)
+{
+    static const char *const auth[] = {"any", "tls-equals-signer", "tls-chains-to-domain", NULL};
+    static const char *const pinning[] = {"domain-ca", "registrar-ee", NULL};
+    in->registrar_auth = member_choice(c, brski, "registrar_auth", auth);
+    in->pinning = member_choice(c, brski, "pinning", pinning);
+}
+
+/* docs/management-api.md, Owners: brski.domain_certs are current CA certificates, or the
+ * registrar's own (id-kp-cmcRA) certificate, one owner each. */
 static void read_brski(struct call *c, const struct json_value *brski, struct owner_input *in)
 {
-    static const char *const fields[] = {"domain_certs", NULL};
+    static const char *const fields[] = {"domain_certs", "registrar_auth", "pinning", NULL};
     if (brski->type != JSON_OBJECT) {
         call_field_error(c, "/brski", "must be an object");
         return;
     }
     check_members(c, brski, "/brski", fields);
+    read_brski_policy(c, brski, in);
     const struct json_value *list =
         array_member(c, brski, "domain_certs", "/brski/domain_certs", MAX_CERTS);
     if (!json_get(brski, "domain_certs"))
@@ -87,8 +117,11 @@ static void read_brski(struct call *c, const struct json_value *brski, struct ow
         char why[256];
         if (!x)
             continue;
-        if (!(X509_get_extension_flags(x) & EXFLAG_CA)) {
-            call_field_error(c, where, "is not a CA certificate (basicConstraints CA:TRUE)");
+        /* a registrar chain that carries only its end-entity certificate
+         * is registered by that certificate (RFC 8995 §5.5.4: id-kp-cmcRA) */
+        if (!(X509_get_extension_flags(x) & EXFLAG_CA) && !crypto_has_eku(x, NID_cmcRA)) {
+            call_field_error(c, where, "is neither a CA certificate (basicConstraints CA:TRUE) nor a "
+                                       "registrar certificate (id-kp-cmcRA)");
             continue;
         }
         if (crypto_cert_current(x, why) != 0) {
@@ -287,12 +320,18 @@ static bool certs_free_for(struct call *c, const char *owner, const struct owner
     return true;
 }
 
+/* As given, with the policy's defaults written out (GET shows them). */
 static const char *brski_text(struct call *c, const struct owner_input *in)
 {
     if (!in->brski)
         return NULL;
     yajl_gen g = json_gen_new();
-    json_write_value(g, in->brski);
+    json_open(g);
+    json_str(g, "domain_certs");
+    json_write_value(g, json_get(in->brski, "domain_certs"));
+    json_kv_str(g, "registrar_auth", in->registrar_auth);
+    json_kv_str(g, "pinning", in->pinning);
+    json_close(g);
     return json_finish(g, c->a, NULL);
 }
 

@@ -25,7 +25,7 @@ static void read_assignment(struct call *c, const struct json_value *obj, const 
     }
     check_members(c, obj, pointer, with_serial ? batched : single);
     if (with_serial) {
-        a->serial = member_string(c, obj, pointer, "serial_number", true, 64);
+        a->serial = member_string(c, obj, pointer, "serial_number", true, 256);
         if (a->serial && !serial_number_valid(a->serial))
             call_field_error(c, arena_printf(c->a, "%s/serial_number", pointer),
                              "is not a valid serial number");

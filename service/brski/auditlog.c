@@ -112,7 +112,7 @@ static void answer_log(struct brski_call *c)
 void brski_request_audit_log(struct job_ctx *ctx, const struct masad_request *req,
                              struct masad_response *res)
 {
-    struct brski_call c = {ctx, ctx->arena, req, res, "auditlog.refuse", NULL, NULL, NULL, false};
+    struct brski_call c = {.ctx = ctx, .a = ctx->arena, .req = req, .res = res, .action = "auditlog.refuse"};
     struct brski_claim claim;
     struct brski_domain domain;
     struct masad_error err;

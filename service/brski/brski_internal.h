@@ -18,6 +18,7 @@ struct brski_call {
     const char *serial;            /* once known */
     const char *owner;             /* once known */
     bool registrar_known;          /* its chain reached a registered domain certificate */
+    bool base64;                   /* the request came as base64 text: answer so */
 };
 
 /* What a registrar voucher-request establishes once every check passed. */
@@ -38,6 +39,8 @@ struct brski_claim {
 struct brski_domain {
     const char *owner;             /* NULL: no registered domain certificate */
     X509 *cert;                    /* the matched domain certificate */
+    const char *registrar_auth;    /* the owner's: "any", "tls-equals-signer", "tls-chains-to-domain" */
+    bool pin_registrar;            /* the owner's pinning: the registrar's own certificate */
 };
 
 /* Answers status with a text/plain sentence and records the refusal in the
@@ -49,8 +52,9 @@ bool brski_refuse(struct brski_call *c, int status, const char *fmt, ...)
  * need the database. false: the refusal is answered. */
 bool brski_check_request(struct brski_call *c, struct brski_claim *claim, const char *answer_type);
 
-/* The registered domain certificate the registrar's chain reaches. false:
- * a database error was answered. */
+/* The registered domain certificate the registrar's chain reaches, its
+ * owner's registrar_auth enforced. false: a refusal or a database error was
+ * answered. */
 bool brski_find_domain(struct brski_call *c, const struct brski_claim *claim,
                        struct brski_domain *domain);
 

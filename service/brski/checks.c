@@ -89,17 +89,54 @@ static bool open_signed(struct brski_call *c, const unsigned char *der, size_t l
     return true;
 }
 
+static void free_x509(void *x) { X509_free(x); }
+
+/* The TLS client certificate as sent (unverified; the handshake proved its
+ * key), freed with the arena, or NULL. */
+static X509 *tls_client_cert(struct brski_call *c)
+{
+    if (!c->req->client_chain_len)
+        return NULL;
+    const unsigned char *p = c->req->client_chain[0].der;
+    X509 *x = d2i_X509(NULL, &p, (long)c->req->client_chain[0].len);
+    if (x)
+        arena_defer(c->a, free_x509, x);
+    ERR_clear_error();
+    return x;
+}
+
+/* The serial-number a voucher-request claims, read before anything about
+ * it is checked, for the audit event of an early refusal; NULL when none
+ * can be read. */
+static const char *claimed_serial(struct brski_call *c, const struct crypto_signed *signed_vr)
+{
+    struct json_value *doc;
+    struct masad_error err;
+    if (json_parse(c->a, signed_vr->content, signed_vr->content_len, 8, &doc, &err) != 0 ||
+        doc->type != JSON_OBJECT || doc->count != 1)
+        return NULL;
+    const struct json_value *serial = json_get(doc->items[0], "serial-number");
+    return serial && serial->type == JSON_STRING && crypto_serial_acceptable(serial->text)
+               ? serial->text
+               : NULL;
+}
+
 /* The registrar: its signature, its EKU, its chain (RFC 8995 §5.5.3, §5.5.4). */
 static bool check_registrar(struct brski_call *c, struct brski_claim *claim)
 {
     struct crypto_signed rvr;
     char why[256];
+    /* until the CMS names its signer, the TLS client is the best name */
+    X509 *tls = tls_client_cert(c);
+    if (tls)
+        c->actor = arena_printf(c->a, "registrar-tls:%s", crypto_cert_subject(tls, c->a));
     if (!open_signed(c, claim->rvr_der, claim->rvr_der_len, "registrar voucher-request", &rvr))
         return false;
     claim->registrar = rvr.signer;
     claim->carried = rvr.certs;
     claim->path = crypto_path_up(rvr.signer, rvr.certs, c->a);
     c->actor = subject_actor(c->a, rvr.signer);
+    c->serial = claimed_serial(c, &rvr);
     /* RFC 8995 §5.5.4: only a registrar (id-kp-cmcRA) may ask for vouchers */
     if (!crypto_has_eku(rvr.signer, NID_cmcRA))
         return brski_refuse(c, 403, "the registrar certificate lacks the id-kp-cmcRA extended key "
@@ -118,10 +155,29 @@ static bool same_bytes(const unsigned char *a, size_t an, const unsigned char *b
     return an == bn && (an == 0 || !memcmp(a, b, an));
 }
 
+/* The issuer name as X509_NAME_print_ex(XN_FLAG_ONELINE) writes it. */
+static const char *issuer_oneline(struct arena *a, X509 *x)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    X509_NAME_print_ex(b, X509_get_issuer_name(x), 0, XN_FLAG_ONELINE);
+    char *data;
+    long len = BIO_get_mem_data(b, &data);
+    const char *s = arena_strndup(a, data, (size_t)len);
+    BIO_free(b);
+    return s;
+}
+
 /* RFC 8995 §5.5 (idevid-issuer) as rfc8366bis defines it: the IDevID's
- * authority key identifier; RFC 8995's own reading, the issuer name, too. */
+ * authority key identifier. Deployed registrars send RFC 8995's own
+ * reading, the issuer Name (DER), or its printable one-line text: each is
+ * taken when it is exactly the authenticated IDevID's. */
 static bool issuer_matches(struct brski_call *c, X509 *idevid, const struct voucher_request *rvr)
 {
+    if (rvr->idevid_issuer_is_text) {
+        const char *name = issuer_oneline(c->a, idevid);
+        return same_bytes(rvr->idevid_issuer, rvr->idevid_issuer_len, (const unsigned char *)name,
+                          strlen(name));
+    }
     const ASN1_OCTET_STRING *aki = crypto_authority_key_id(idevid);
     if (aki && same_bytes(rvr->idevid_issuer, rvr->idevid_issuer_len, ASN1_STRING_get0_data(aki),
                           (size_t)ASN1_STRING_length(aki)))
@@ -130,7 +186,6 @@ static bool issuer_matches(struct brski_call *c, X509 *idevid, const struct vouc
     int n = i2d_X509_NAME(X509_get_issuer_name(idevid), &name);
     bool ok = n > 0 && same_bytes(rvr->idevid_issuer, rvr->idevid_issuer_len, name, (size_t)n);
     OPENSSL_free(name);
-    (void)c;
     return ok;
 }
 
@@ -161,7 +216,9 @@ static bool check_pledge(struct brski_call *c, struct brski_claim *claim)
 static bool check_consistency(struct brski_call *c, struct brski_claim *claim)
 {
     const char *idevid = claim->serial, *pvr = claim->pvr.serial, *rvr = claim->rvr.serial;
-    if (strcmp(idevid, pvr))
+    /* deployed pledges write the serial in another letter case than their
+     * IDevID; the registrar's request binds the voucher, so it must be exact */
+    if (strcasecmp(idevid, pvr))
         return brski_refuse(c, 403, "serial-number mismatch: the pledge voucher-request names \"%s\", "
                                     "its IDevID \"%s\"", pvr, idevid);
     if (strcmp(idevid, rvr))
@@ -170,8 +227,11 @@ static bool check_consistency(struct brski_call *c, struct brski_claim *claim)
     c->serial = idevid;
     if (claim->rvr.idevid_issuer && !issuer_matches(c, claim->idevid, &claim->rvr))
         return brski_refuse(c, 403, "idevid-issuer does not match the issuer of the pledge's IDevID");
-    if (!same_bytes(claim->rvr.nonce, claim->rvr.nonce_len, claim->pvr.nonce, claim->pvr.nonce_len) ||
-        (!claim->rvr.nonce) != (!claim->pvr.nonce))
+    /* RFC 8995 §5.5: a registrar MAY leave the pledge's nonce out, which
+     * makes the request nonceless (§5.5.4 then asks who the registrar is) */
+    if (claim->rvr.nonce &&
+        (!claim->pvr.nonce ||
+         !same_bytes(claim->rvr.nonce, claim->rvr.nonce_len, claim->pvr.nonce, claim->pvr.nonce_len)))
         return brski_refuse(c, 403, "nonce mismatch: the registrar voucher-request's nonce differs "
                                     "from the pledge's (RFC 8995 §5.5.6)");
     return true;
@@ -202,6 +262,30 @@ static bool proximity_holds(struct brski_call *c, const struct brski_claim *clai
     return found;
 }
 
+/* EST's habit: the body as base64 text of the DER CMS. DER SignedData
+ * starts 0x30 0x8x, never 'M'; its base64 always starts "MI". Line breaks
+ * are dropped; the size was bounded before. */
+static bool unwrap_body(struct brski_call *c, struct brski_claim *claim)
+{
+    const struct masad_request *req = c->req;
+    claim->rvr_der = req->body;
+    claim->rvr_der_len = req->body_len;
+    if (req->body_len < 2 || req->body[0] != 'M' || req->body[1] != 'I')
+        return true;
+    char *text = arena_alloc(c->a, req->body_len + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < req->body_len; i++)
+        if (!strchr(" \t\r\n", req->body[i]) || !req->body[i])
+            text[n++] = (char)req->body[i];
+    text[n] = 0;
+    unsigned char *der = base64_decode(c->a, text, n, &claim->rvr_der_len);
+    if (!der)
+        return brski_refuse(c, 400, "the registrar voucher-request is neither DER nor base64 of DER");
+    claim->rvr_der = der;
+    c->base64 = true;
+    return true;
+}
+
 bool brski_check_request(struct brski_call *c, struct brski_claim *claim, const char *answer_type)
 {
     const struct masad_request *req = c->req;
@@ -215,8 +299,8 @@ bool brski_check_request(struct brski_call *c, struct brski_claim *claim, const 
         return brski_refuse(c, 413, "the voucher-request is larger than %d bytes", BRSKI_MAX_BODY);
     if (!req->body_len)
         return brski_refuse(c, 400, "the request has no body");
-    claim->rvr_der = req->body;
-    claim->rvr_der_len = req->body_len;
+    if (!unwrap_body(c, claim))
+        return false;
     if (!check_registrar(c, claim) || !check_pledge(c, claim) || !check_consistency(c, claim))
         return false;
     claim->proximity = proximity_holds(c, claim);
@@ -230,8 +314,6 @@ static X509 *cert_from_hex(struct arena *a, const char *hexder)
     return der ? d2i_X509(NULL, &der, (long)n) : NULL;
 }
 
-static void free_x509(void *x) { X509_free(x); }
-
 /* The registered domain certificate of a row; when the request carried the
  * very same certificate (same SHA-256), that one, without parsing again. */
 static bool adopt(struct brski_call *c, struct brski_domain *domain, PGresult *r, int row,
@@ -239,6 +321,8 @@ static bool adopt(struct brski_call *c, struct brski_domain *domain, PGresult *r
 {
     domain->owner = PQgetvalue(r, row, 0);
     c->registrar_known = true;
+    domain->registrar_auth = PQgetvalue(r, row, 4);
+    domain->pin_registrar = !strcmp(PQgetvalue(r, row, 5), "registrar-ee");
     if (carried && !strcmp(carried_sha256, PQgetvalue(r, row, 3))) {
         X509_up_ref(carried);
         domain->cert = carried;
@@ -249,7 +333,52 @@ static bool adopt(struct brski_call *c, struct brski_domain *domain, PGresult *r
     return domain->cert != NULL;
 }
 
-/* docs/management-api.md, Create an owner: the owner whose domain certificate the registrar's
+/* Does the TLS client certificate chain to the domain certificate (the
+ * rest of the TLS chain as intermediates)? */
+static bool tls_chains_to(struct brski_call *c, X509 *leaf, X509 *domain_cert)
+{
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    STACK_OF(X509) *rest = sk_X509_new_null();
+    for (size_t i = 1; i < c->req->client_chain_len; i++) {
+        const unsigned char *p = c->req->client_chain[i].der;
+        X509 *x = d2i_X509(NULL, &p, (long)c->req->client_chain[i].len);
+        if (x && !sk_X509_push(rest, x))
+            X509_free(x);
+    }
+    /* the domain certificate may be an intermediate or the registrar's own */
+    X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
+    X509_STORE_set_purpose(store, X509_PURPOSE_ANY);
+    X509_STORE_add_cert(store, domain_cert);
+    bool ok = X509_STORE_CTX_init(ctx, store, leaf, rest) == 1 && X509_verify_cert(ctx) == 1;
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    sk_X509_pop_free(rest, X509_free);
+    ERR_clear_error();
+    return ok;
+}
+
+/* The owner's registrar_auth (docs/brski.md, Registrar policy per owner):
+ * the TLS client that asks must be the registrar that signed, or one of
+ * the owner's domain. */
+static bool registrar_authenticated(struct brski_call *c, const struct brski_claim *claim,
+                                    const struct brski_domain *domain)
+{
+    X509 *tls = tls_client_cert(c);
+    if (!strcmp(domain->registrar_auth, "tls-equals-signer") &&
+        (!tls || X509_cmp(tls, claim->registrar) != 0))
+        return brski_refuse(c, 403, "the owner's registrars must present the voucher-request's "
+                                    "signing certificate as TLS client certificate (registrar_auth "
+                                    "tls-equals-signer)");
+    if (!strcmp(domain->registrar_auth, "tls-chains-to-domain") &&
+        (!tls || !tls_chains_to(c, tls, domain->cert)))
+        return brski_refuse(c, 403, "the owner's registrars must present a TLS client certificate "
+                                    "that chains to the owner's domain certificate (registrar_auth "
+                                    "tls-chains-to-domain)");
+    return true;
+}
+
+/* docs/management-api.md, Owners: the owner whose domain certificate the registrar's
  * signing certificate chains to (by public key), the nearest one first. */
 bool brski_find_domain(struct brski_call *c, const struct brski_claim *claim,
                        struct brski_domain *domain)
@@ -274,7 +403,7 @@ bool brski_find_domain(struct brski_call *c, const struct brski_claim *claim,
             if (!strcmp(PQgetvalue(r, row, 1), spki[i]))
                 adopt(c, domain, r, row, sk_X509_value(claim->path, i), cert[i]);
     if (domain->owner)
-        return true;
+        return registrar_authenticated(c, claim, domain);
     /* the domain CA need not travel in the request: the top of the path may
      * be issued by a registered certificate */
     X509 *top = sk_X509_value(claim->path, n - 1);
@@ -293,5 +422,5 @@ bool brski_find_domain(struct brski_call *c, const struct brski_claim *claim,
             *domain = candidate;
     }
     ERR_clear_error();
-    return true;
+    return !domain->owner || registrar_authenticated(c, claim, domain);
 }

@@ -61,6 +61,13 @@ static bool renewal(struct brski_call *c, X509 *pinned, struct decision *d)
     return true;
 }
 
+/* The owner's pinning: its domain certificate, or (as RFC 8995 App. C's
+ * voucher does) the registrar's own. */
+static X509 *pin(const struct brski_claim *claim, const struct brski_domain *domain)
+{
+    return domain->pin_registrar ? claim->registrar : domain->cert;
+}
+
 /* RFC 8995 §5.5: who owns the device decides; see docs/brski.md. */
 static bool decide(struct brski_call *c, const struct brski_claim *claim, const char *current,
                    const struct brski_domain *domain, struct decision *d)
@@ -69,15 +76,20 @@ static bool decide(struct brski_call *c, const struct brski_claim *claim, const 
     memset(d, 0, sizeof(*d));
     if (current && domain->owner && !strcmp(current, domain->owner)) {
         d->assertion = claim->proximity ? "proximity" : "verified";
-        d->pinned = domain->cert;
+        d->pinned = pin(claim, domain);
         d->owner = current;
         d->why = "owner";
         return true;
     }
     if (current)
         return brski_refuse(c, 403, "the device belongs to another owner than the registrar's domain");
+    /* RFC 8995 §5.5.4: a nonceless voucher only to an authenticated
+     * registrar, one of a registered domain */
+    if (!claim->rvr.nonce && !domain->owner)
+        return brski_refuse(c, 403, "a nonceless voucher-request must come from a registrar of a "
+                                    "registered domain (RFC 8995 §5.5.4)");
     X509 *top = sk_X509_value(claim->path, sk_X509_num(claim->path) - 1);
-    if (renewal(c, domain->cert ? domain->cert : top, d))
+    if (renewal(c, domain->cert ? pin(claim, domain) : top, d))
         return true;
     if (cfg->brski_unowned == BRSKI_UNOWNED_REFUSE)
         return brski_refuse(c, 403, "the device has no recorded owner");
@@ -119,6 +131,19 @@ static const char *issue_detail(struct brski_call *c, const struct decision *d,
     return json_finish(g, c->a, NULL);
 }
 
+/* In the request's encoding: a registrar that sent base64 reads base64
+ * (EST's Content-Transfer-Encoding habit, RFC 8951). */
+static void answer_voucher(struct brski_call *c, const unsigned char *cms, size_t len)
+{
+    if (!c->base64) {
+        response_set(c->res, c->a, 200, "application/voucher-cms+json", cms, len);
+        return;
+    }
+    const char *text = base64_encode(c->a, cms, len);
+    response_set(c->res, c->a, 200, "application/voucher-cms+json", text, strlen(text));
+    response_add_header(c->res, "content-transfer-encoding", "base64");
+}
+
 /* The voucher, its record and its audit event commit together. */
 static bool issue(struct brski_call *c, const struct brski_claim *claim, const struct decision *d)
 {
@@ -127,15 +152,23 @@ static bool issue(struct brski_call *c, const struct brski_claim *claim, const s
     time_t now = clock.tv_sec;
     size_t pinned_len;
     unsigned char *pinned = crypto_cert_der(d->pinned, c->a, &pinned_len);
+    /* RFC 8366 §5.3: idevid-issuer is the IDevID's authority key
+     * identifier, whichever form the request used (checked to match) */
+    const ASN1_OCTET_STRING *aki =
+        claim->rvr.idevid_issuer ? crypto_authority_key_id(claim->idevid) : NULL;
     struct voucher_terms t = {c->serial, d->assertion, pinned, pinned_len, claim->rvr.nonce,
                               claim->rvr.nonce_len, now,
                               claim->rvr.nonce ? 0 : expiry(c, claim, now),
-                              claim->rvr.idevid_issuer, claim->rvr.idevid_issuer_len};
+                              aki ? ASN1_STRING_get0_data(aki) : NULL,
+                              aki ? (size_t)ASN1_STRING_length(aki) : 0};
+    /* the pledge's own text of its nonce (RFC 8995 §5.5.6: the nonce it sent) */
+    const char *nonce_text = claim->rvr.nonce ? claim->pvr.nonce_text : NULL;
     unsigned char *cms;
     size_t cms_len;
     const char *json, *id = domain_id(c->a, d->pinned);
     struct masad_error err;
-    if (voucher_issue(c->ctx->yang, c->ctx->signer, c->a, &t, &cms, &cms_len, &json, &err) != 0)
+    if (voucher_issue_echoing(c->ctx->yang, c->ctx->signer, c->a, &t, nonce_text, &cms, &cms_len,
+                              &json, &err) != 0)
         return brski_refuse(c, err.status, "%s", err.message);
     const char *params[] = {c->serial, d->owner, "brski", d->assertion,
                             claim->rvr.nonce ? hex_encode(c->a, claim->rvr.nonce, claim->rvr.nonce_len) : NULL,
@@ -150,7 +183,7 @@ static bool issue(struct brski_call *c, const struct brski_claim *claim, const s
     if (store_exec(c->ctx->db, c->a, "voucher_add", 12, params, NULL, &err) != 0 ||
         audit_append(c->ctx->db, c->a, &e, &err) != 0 || store_commit(c->ctx->db, &err) != 0)
         return brski_refuse(c, err.status, "%s", err.message);
-    response_set(c->res, c->a, 200, "application/voucher-cms+json", cms, cms_len);
+    answer_voucher(c, cms, cms_len);
     metrics_voucher("brski", 200);
     return true;
 }
@@ -158,7 +191,7 @@ static bool issue(struct brski_call *c, const struct brski_claim *claim, const s
 void brski_request_voucher(struct job_ctx *ctx, const struct masad_request *req,
                            struct masad_response *res)
 {
-    struct brski_call c = {ctx, ctx->arena, req, res, "voucher.refuse", NULL, NULL, NULL, false};
+    struct brski_call c = {.ctx = ctx, .a = ctx->arena, .req = req, .res = res, .action = "voucher.refuse"};
     struct brski_claim claim;
     struct brski_domain domain;
     struct decision d;

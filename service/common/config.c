@@ -167,7 +167,9 @@ static void fill_anchors(struct config *c, const struct lyd_node *t)
         a->name = dup_or_null(leaf(n, "name"));
         a->certificate = resolve_path(c->path, leaf(n, "certificate"));
         const char *from = leaf(n, "serial-number-from");
-        a->serial_from_common_name = from && !strcmp(from, "subject-common-name");
+        a->serial_from = !from || !strcmp(from, "subject-serial-number") ? CONFIG_SERIAL_FROM_SERIAL_NUMBER
+                         : !strcmp(from, "subject-common-name") ? CONFIG_SERIAL_FROM_COMMON_NAME
+                                                                : CONFIG_SERIAL_FROM_HARDWARE_MODULE_NAME;
     }
     ly_set_free(set, NULL);
 }

@@ -31,10 +31,17 @@ struct config_listener {
 
 enum brski_unowned { BRSKI_UNOWNED_REFUSE, BRSKI_UNOWNED_LOGGED_WITH_PROXIMITY };
 
+/* masad-config idevid/trust-anchor/serial-number-from */
+enum config_serial_from {
+    CONFIG_SERIAL_FROM_SERIAL_NUMBER,
+    CONFIG_SERIAL_FROM_COMMON_NAME,
+    CONFIG_SERIAL_FROM_HARDWARE_MODULE_NAME
+};
+
 struct config_anchor {
     char *name;
     char *certificate;          /* resolved path */
-    bool serial_from_common_name;
+    enum config_serial_from serial_from;
 };
 
 struct config {

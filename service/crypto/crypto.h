@@ -128,7 +128,11 @@ unsigned char *crypto_cert_der(X509 *x, struct arena *a, size_t *len);
 
 /* ---- IDevID trust anchors (crypto/anchors.c) ---- */
 
-enum crypto_serial_source { SERIAL_FROM_SERIAL_NUMBER, SERIAL_FROM_COMMON_NAME };
+enum crypto_serial_source {
+    SERIAL_FROM_SERIAL_NUMBER,
+    SERIAL_FROM_COMMON_NAME,
+    SERIAL_FROM_HARDWARE_MODULE_NAME   /* RFC 4108 §5, in the subjectAltName */
+};
 
 struct crypto_anchor_spec {
     const char *name;
@@ -143,10 +147,15 @@ int crypto_anchors_new(const struct crypto_anchor_spec *specs, size_t count,
 void crypto_anchors_free(struct crypto_anchors *a);
 size_t crypto_anchors_count(const struct crypto_anchors *a);
 
+/* Is s UTF-8 text of 1 to 64 characters without a control character (C0,
+ * DEL, C1)? What masad takes as a serial number from an IDevID or a request. */
+bool crypto_serial_acceptable(const char *s);
+
 /* Verifies leaf, with the untrusted intermediates, to a configured anchor
  * (any configured certificate may be the anchor), and gives the device's
  * serial number by that anchor's rule (RFC 8995 §2.3.1: by default the
- * subject's serialNumber attribute). Thread-safe. */
+ * subject's serialNumber attribute): UTF-8 text of 1 to 64 characters
+ * without control characters. Thread-safe. */
 int crypto_idevid_identify(const struct crypto_anchors *anchors, X509 *leaf,
                            STACK_OF(X509) *untrusted, struct arena *a, const char **serial,
                            const char **anchor_name, char *why);

@@ -180,12 +180,12 @@ const struct store_statement store_statements[] = {
      " WHERE d.serial_number = $1 FOR SHARE OF d", 1},
     {"brski_domain_by_spki",
      "SELECT c.owner_id, encode(c.spki_sha256, 'hex'), encode(c.cert_der, 'hex'),"
-     " encode(c.cert_sha256, 'hex')"
+     " encode(c.cert_sha256, 'hex'), o.brski_registrar_auth, o.brski_pinning"
      " FROM owner_domain_certs c JOIN owners o USING (owner_id)"
      " WHERE o.deleted_at IS NULL AND c.spki_sha256 = ANY(" HEX_ARRAY("$1") ")", 1},
     {"brski_domain_by_subject",
      "SELECT c.owner_id, encode(c.spki_sha256, 'hex'), encode(c.cert_der, 'hex'),"
-     " encode(c.cert_sha256, 'hex')"
+     " encode(c.cert_sha256, 'hex'), o.brski_registrar_auth, o.brski_pinning"
      " FROM owner_domain_certs c JOIN owners o USING (owner_id)"
      " WHERE o.deleted_at IS NULL AND c.subject = $1", 1},
     /* RFC 8995 §5.5.1: a renewal needs the last voucher for the same domain

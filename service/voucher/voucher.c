@@ -34,14 +34,34 @@ static bool date_only(const char *s)
     return strlen(s) == 10 && s[4] == '-' && s[7] == '-';
 }
 
+/* RFC 8995 §5.5 leaves idevid-issuer's form open in prose; deployed
+ * registrars send the printable issuer name, which is not base64: its
+ * UTF-8 bytes stand for it, and the caller compares them with the name. */
+static bool issuer_text(struct arena *a, struct json_value *v, struct voucher_request *out)
+{
+    size_t n;
+    if (base64_decode(a, v->text, v->len, &n))
+        return false;
+    v->text = base64_encode(a, (const unsigned char *)v->text, v->len);
+    v->len = strlen(v->text);
+    out->idevid_issuer_is_text = true;
+    return true;
+}
+
 /* Rewrites deployed clients' forms into the module's: standard padded
- * base64 and full date-and-time values. */
-static int normalise(struct arena *a, struct json_value *voucher, char *why, size_t why_len)
+ * base64 and full date-and-time values. The nonce's own text is kept:
+ * the voucher echoes it (docs/brski.md). */
+static int normalise(struct arena *a, struct json_value *voucher, struct voucher_request *out,
+                     char *why, size_t why_len)
 {
     for (size_t i = 0; i < voucher->count; i++) {
         struct json_value *v = voucher->items[i];
         const char *key = voucher->keys[i];
         if (v->type != JSON_STRING)
+            continue;
+        if (!strcmp(key, "nonce"))
+            out->nonce_text = v->text;
+        if (!strcmp(key, "idevid-issuer") && issuer_text(a, v, out))
             continue;
         if (listed(binary_leaves, key)) {
             size_t n;
@@ -84,12 +104,18 @@ int voucher_request_parse(const struct ly_ctx *yang, struct arena *a, const unsi
         snprintf(why, why_len, "%s", err.message);
         return -1;
     }
+    /* deployed pledges and registrars write the voucher's root: as the only
+     * member it can mean nothing else */
+    if (doc->type == JSON_OBJECT && doc->count == 1 && !strcmp(doc->keys[0], "ietf-voucher:voucher")) {
+        doc->keys[0] = "ietf-voucher-request:voucher";
+        out->voucher_root = true;
+    }
     struct json_value *voucher = (struct json_value *)json_get(doc, "ietf-voucher-request:voucher");
     if (doc->type != JSON_OBJECT || doc->count != 1 || !voucher || voucher->type != JSON_OBJECT) {
         snprintf(why, why_len, "the voucher-request is not {\"ietf-voucher-request:voucher\": {...}}");
         return -1;
     }
-    if (normalise(a, voucher, why, why_len) != 0)
+    if (normalise(a, voucher, out, why, why_len) != 0)
         return -1;
     yajl_gen g = json_gen_new();
     json_write_value(g, doc);
@@ -108,7 +134,9 @@ int voucher_request_parse(const struct ly_ctx *yang, struct arena *a, const unsi
     return 0;
 }
 
-static const char *voucher_json(struct arena *a, const struct voucher_terms *t)
+/* nonce_text: what the nonce leaf says (NULL: standard base64 of t->nonce) */
+static const char *voucher_json(struct arena *a, const struct voucher_terms *t,
+                                const char *nonce_text)
 {
     char created[32], expires[32];
     voucher_time(t->created_on, created);
@@ -127,22 +155,36 @@ static const char *voucher_json(struct arena *a, const struct voucher_terms *t)
         json_kv_str(g, "idevid-issuer", base64_encode(a, t->idevid_issuer, t->idevid_issuer_len));
     json_kv_str(g, "pinned-domain-cert", base64_encode(a, t->pinned_cert, t->pinned_cert_len));
     if (t->nonce)
-        json_kv_str(g, "nonce", base64_encode(a, t->nonce, t->nonce_len));
+        json_kv_str(g, "nonce", nonce_text ? nonce_text : base64_encode(a, t->nonce, t->nonce_len));
     json_close(g);
     json_close(g);
     return json_finish(g, a, NULL);
+}
+
+int voucher_issue_echoing(const struct ly_ctx *yang, struct crypto_signer *signer,
+                          struct arena *a, const struct voucher_terms *t, const char *nonce_text,
+                          unsigned char **cms, size_t *cms_len, const char **json,
+                          struct masad_error *err)
+{
+    const char *doc = voucher_json(a, t, NULL);
+    struct masad_error yerr;
+    if (yang_check_data(yang, "ietf-voucher", "voucher-artifact", LYD_JSON, doc, NULL, &yerr) != 0)
+        return error_set(err, 500, "voucher", "the voucher would not be valid: %s", yerr.message);
+    /* A pledge that compares its nonce as text refuses any re-encoding,
+     * and libyang's binary type takes no base64url: the voucher was
+     * validated with the same bytes in standard base64, and is signed with
+     * the pledge's text (docs/brski.md, The voucher). */
+    if (t->nonce && nonce_text)
+        doc = voucher_json(a, t, nonce_text);
+    if (crypto_cms_sign(signer, a, doc, strlen(doc), VOUCHER_OID, cms, cms_len, err) != 0)
+        return -1;
+    *json = doc;
+    return 0;
 }
 
 int voucher_issue(const struct ly_ctx *yang, struct crypto_signer *signer, struct arena *a,
                   const struct voucher_terms *t, unsigned char **cms, size_t *cms_len,
                   const char **json, struct masad_error *err)
 {
-    const char *doc = voucher_json(a, t);
-    struct masad_error yerr;
-    if (yang_check_data(yang, "ietf-voucher", "voucher-artifact", LYD_JSON, doc, NULL, &yerr) != 0)
-        return error_set(err, 500, "voucher", "the voucher would not be valid: %s", yerr.message);
-    if (crypto_cms_sign(signer, a, doc, strlen(doc), VOUCHER_OID, cms, cms_len, err) != 0)
-        return -1;
-    *json = doc;
-    return 0;
+    return voucher_issue_echoing(yang, signer, a, t, NULL, cms, cms_len, json, err);
 }

@@ -6,6 +6,7 @@
  * is validated against the YANG modules; what masad signs is always
  * strictly valid against ietf-voucher. Never touches the database.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -24,18 +25,24 @@ struct voucher_request {
     const char *assertion;                    /* NULL when absent */
     const unsigned char *nonce;               /* NULL: nonceless */
     size_t nonce_len;
+    const char *nonce_text;                   /* the nonce exactly as the sender wrote it */
     const unsigned char *prior_signed;        /* the PVR (DER CMS), or NULL */
     size_t prior_signed_len;
     const unsigned char *proximity_cert;      /* DER, or NULL */
     size_t proximity_cert_len;
     const unsigned char *idevid_issuer;       /* or NULL */
     size_t idevid_issuer_len;
+    bool idevid_issuer_is_text;               /* sent as a printable name, not base64:
+                                               * idevid_issuer holds its UTF-8 bytes */
+    bool voucher_root;                        /* sent as ietf-voucher:voucher */
 };
 
 /* Reads a voucher-request. Tolerant of what deployed registrars and pledges
- * send where no check depends on it: unpadded base64url binary leaves and a
- * created-on without a time of day are normalised before the document is
- * validated against ietf-voucher-request. -1 with a sentence in why. */
+ * send where no check depends on it, each normalised before the document is
+ * validated against ietf-voucher-request (docs/brski.md, Deployed clients):
+ * the root ietf-voucher:voucher, unpadded base64url binary leaves, an
+ * idevid-issuer written as a printable name, and a created-on without a
+ * time of day. -1 with a sentence in why. */
 int voucher_request_parse(const struct ly_ctx *yang, struct arena *a, const unsigned char *json,
                           size_t len, struct voucher_request *out, char *why, size_t why_len);
 
@@ -58,6 +65,13 @@ struct voucher_terms {
 int voucher_issue(const struct ly_ctx *yang, struct crypto_signer *signer, struct arena *a,
                   const struct voucher_terms *t, unsigned char **cms, size_t *cms_len,
                   const char **json, struct masad_error *err);
+/* The same, with the nonce leaf signed as nonce_text (the pledge's own text
+ * of t->nonce, unpadded base64url for instance); the voucher is validated
+ * with the standard base64 of the same bytes, which libyang requires. */
+int voucher_issue_echoing(const struct ly_ctx *yang, struct crypto_signer *signer,
+                          struct arena *a, const struct voucher_terms *t, const char *nonce_text,
+                          unsigned char **cms, size_t *cms_len, const char **json,
+                          struct masad_error *err);
 
 /* RFC 3339 UTC ("2026-11-23T14:05:09Z") into out (at least 21 bytes). */
 void voucher_time(time_t t, char *out);

@@ -249,14 +249,15 @@ static void write_config(struct masad_proc *p, const struct masad_opts *o)
             " \"management\": {\"address\": \"127.0.0.1\", \"port\": %u}},\n"
             " \"masad-config:tls\": {\"certificate\": \"%s\", \"private-key\": \"%s\"},\n"
             " \"masad-config:idevid\": {\"trust-anchor\": [{\"name\": \"test IDevID CA\","
-            " \"certificate\": \"%s\"}]},\n"
+            " \"certificate\": \"%s\"%s%s}]},\n"
             " \"masad-config:database\": {\"connect-timeout\": 2},\n"
             " \"masad-config:signer\": {\"key\": \"%s\", \"pkcs11-module\": \"%s\","
             " \"certificate\": \"%s\"}%s%s}\n",
             o->job_threads ? o->job_threads : 2, o->queue_capacity ? o->queue_capacity : 64,
             o->shutdown_grace ? o->shutdown_grace : 10, limit, p->device_port,
             o->device_extra ? ", " : "", o->device_extra ? o->device_extra : "", p->management_port,
-            tls_cert, tls_key, idevid_ca, o->signer_key ? o->signer_key : env_or_die("MASAD_PKCS11_URI"),
+            tls_cert, tls_key, idevid_ca, o->idevid_extra ? ", " : "",
+            o->idevid_extra ? o->idevid_extra : "", o->signer_key ? o->signer_key : env_or_die("MASAD_PKCS11_URI"),
             env_or_die("MASAD_PKCS11_MODULE"), signer_cert, o->extra_config ? ",\n " : "",
             o->extra_config ? o->extra_config : "");
     fclose(f);

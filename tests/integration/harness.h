@@ -47,6 +47,7 @@ struct masad_opts {
     const char *database_url;   /* NULL: a fresh database */
     const char *extra_config;   /* more top-level members: "\"masad-config:audit\": {...}" */
     const char *device_extra;   /* more members of the device listener: "\"proxy-protocol\": {...}" */
+    const char *idevid_extra;   /* more members of the test IDevID trust anchor */
 };
 
 struct masad_proc {

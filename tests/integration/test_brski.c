@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <libgen.h>
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
@@ -29,6 +30,9 @@
 static const char *no_proximity_sentence =
     "the device has no recorded owner and the pledge's voucher-request does not name this registrar "
     "(proximity, RFC 8995 §5.5.5)";
+
+static const char *nonceless_sentence =
+    "a nonceless voucher-request must come from a registrar of a registered domain (RFC 8995 §5.5.4)";
 
 static struct masad_proc proc;
 static char *token;
@@ -173,28 +177,38 @@ static void add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
     X509_EXTENSION_free(ext);
 }
 
-/* Another registrar certificate (cmcRA) of domain d for the registrar's key,
- * valid from `from` to `to` seconds from now; returns a PEM file of it and
- * the domain CA. */
-static char *issue_registrar(const struct domain *d, const char *tag, long from, long to)
+/* A certificate issued by ca for key, subject O=org (unless NULL), CN=cn,
+ * valid from `from` to `to` seconds from now; v3 set for its extensions. */
+static X509 *new_cert(X509 *ca, EVP_PKEY *key, const char *org, const char *cn, long from, long to,
+                      X509V3_CTX *v3)
 {
-    X509 *ca = load_cert(d->ca), *x = X509_new();
-    EVP_PKEY *ca_key = load_key(d->ca_key), *key = load_key(d->key);
+    X509 *x = X509_new();
     static long issued;
     X509_set_version(x, 2);
     ASN1_INTEGER_set(X509_get_serialNumber(x), (long)time(NULL) * 100 + issued++);
     X509_gmtime_adj(X509_getm_notBefore(x), from);
     X509_gmtime_adj(X509_getm_notAfter(x), to);
-    char *cn = fmt("%s %s registrar", d->name, tag);
-    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "O", MBSTRING_UTF8,
-                               (const unsigned char *)d->name, -1, -1, 0);
+    if (org)
+        X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "O", MBSTRING_UTF8,
+                                   (const unsigned char *)org, -1, -1, 0);
     X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_UTF8,
                                (const unsigned char *)cn, -1, -1, 0);
     X509_set_issuer_name(x, X509_get_subject_name(ca));
     X509_set_pubkey(x, key);
+    X509V3_set_ctx_nodb(v3);
+    X509V3_set_ctx(v3, ca, x, NULL, NULL, 0);
+    return x;
+}
+
+/* Another registrar certificate (cmcRA) of domain d for the registrar's key,
+ * valid from `from` to `to` seconds from now; returns a PEM file of it and
+ * the domain CA. */
+static char *issue_registrar(const struct domain *d, const char *tag, long from, long to)
+{
+    X509 *ca = load_cert(d->ca);
+    EVP_PKEY *ca_key = load_key(d->ca_key), *key = load_key(d->key);
     X509V3_CTX v3;
-    X509V3_set_ctx_nodb(&v3);
-    X509V3_set_ctx(&v3, ca, x, NULL, NULL, 0);
+    X509 *x = new_cert(ca, key, d->name, fmt("%s %s registrar", d->name, tag), from, to, &v3);
     add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE");
     add_ext(x, &v3, NID_key_usage, "critical,digitalSignature");
     add_ext(x, &v3, NID_ext_key_usage, "clientAuth,serverAuth,1.3.6.1.5.5.7.3.28");
@@ -212,17 +226,23 @@ static char *issue_registrar(const struct domain *d, const char *tag, long from,
     return path;
 }
 
-static char *cert_actor(const char *path)
+/* the subject (or issuer) name of the certificate in path, printed with flags */
+static char *cert_name(const char *path, bool issuer, unsigned long flags)
 {
     X509 *x = load_cert(path);
     BIO *b = BIO_new(BIO_s_mem());
-    X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253);
+    X509_NAME_print_ex(b, issuer ? X509_get_issuer_name(x) : X509_get_subject_name(x), 0, flags);
     char *data;
     long n = BIO_get_mem_data(b, &data);
-    char *actor = fmt("registrar:%.*s", (int)n, data);
+    char *name = fmt("%.*s", (int)n, data);
     BIO_free(b);
     X509_free(x);
-    return actor;
+    return name;
+}
+
+static char *cert_actor(const char *path)
+{
+    return fmt("registrar:%s", cert_name(path, false, XN_FLAG_RFC2253));
 }
 
 static char *hex_of(const unsigned char *p, size_t n)
@@ -323,14 +343,18 @@ static unsigned char *build(const struct brski_client_opts *o, size_t *len)
     return der;
 }
 
+/* the TLS client certificate (PEM chain) and key every request presents
+ * while set, as a registrar does (RFC 8995 §5.4); NULL: none */
+static const char *tls_cert, *tls_key;
+
 static struct answer post_to(const char *endpoint, const unsigned char *body, size_t len,
                              const char *content_type, const char *accept)
 {
     struct answer a;
     char *url = fmt("https://127.0.0.1:%u/.well-known/brski/%s", proc.device_port, endpoint);
     char *ca = pki_path("root-ca.crt");
-    a.status = brski_post(url, ca, NULL, NULL, content_type, accept, body, len, &a.body, &a.len,
-                          &a.type);
+    a.status = brski_post(url, ca, tls_cert, tls_key, content_type, accept, body, len, &a.body,
+                          &a.len, &a.type);
     cr_assert_neq(a.status, 0, "POST %s: %s", url, brski_last_post_error());
     free(url);
     free(ca);
@@ -418,7 +442,11 @@ static struct voucher expect_voucher_at(const struct brski_client_opts *o, const
     v.rvr = build(o, &v.rvr_len);
     size_t nonce_len;
     const unsigned char *nonce = brski_last_nonce(&nonce_len);
+    /* RFC 8995 §5.5: a registrar that leaves the nonce out asks nonceless */
+    if (o->registrar_omits_nonce)
+        nonce = NULL;
     v.nonce = nonce ? brski_base64(nonce, nonce_len) : NULL;
+    char *nonce_text = nonce ? strdup(brski_last_nonce_text()) : NULL;
     const char *serial = brski_last_serial();
     struct answer a = post(v.rvr, v.rvr_len);
     cr_assert_eq(a.status, 200, "line %d: want a voucher, got %ld %s", caller, a.status,
@@ -440,7 +468,8 @@ static struct voucher expect_voucher_at(const struct brski_client_opts *o, const
     cr_assert(created >= asked - 1 && created <= time(NULL) + 1, "created-on %s", v.created_on);
     char *expires = leaf(v.json, "expires-on");
     if (v.nonce) {
-        cr_assert_str_eq(leaf(v.json, "nonce"), v.nonce);
+        /* the pledge's own text: a pledge compares strings */
+        cr_assert_str_eq(leaf(v.json, "nonce"), nonce_text);
         cr_assert_null(expires, "a nonced voucher has expires-on %s", expires);
     } else {
         cr_assert_null(leaf(v.json, "nonce"), "%s", v.json);
@@ -562,7 +591,8 @@ Test(brski, the_owner_gets_vouchers, .init = start, .fini = stop, .timeout = 120
     quirk.nonce_len = sizeof(odd);
     v = expect_voucher(&quirk, &e);
     cr_assert_str_eq(v.nonce, "+/+/PgD+f4D/+gE=");
-    cr_assert_str_eq(leaf(v.json, "nonce"), "+/+/PgD+f4D/+gE=");
+    /* echoed as the pledge wrote it (docs/brski.md, The voucher) */
+    cr_assert_str_eq(leaf(v.json, "nonce"), "-_-_PgD-f4D_-gE");
     quirk = o;
     quirk.created_on_date_only = true;
     expect_voucher(&quirk, &e);
@@ -576,13 +606,13 @@ Test(brski, the_owner_gets_vouchers, .init = start, .fini = stop, .timeout = 120
     struct expect ei = e;
     ei.idevid_issuer = brski_base64(ASN1_STRING_get0_data(aki), (size_t)ASN1_STRING_length(aki));
     expect_voucher(&issuer, &ei);
-    /* ... and so is RFC 8995's own reading, the issuer name (DER) */
+    /* ... and so is RFC 8995's own reading, the issuer name (DER); the
+     * voucher carries the authority key identifier all the same (RFC 8366 §5.3) */
     unsigned char *name = NULL;
     int name_len = i2d_X509_NAME(X509_get_issuer_name(idevid), &name);
     cr_assert(name_len > 0);
     issuer.idevid_issuer_value = name;
     issuer.idevid_issuer_len = (size_t)name_len;
-    ei.idevid_issuer = brski_base64(name, (size_t)name_len);
     expect_voucher(&issuer, &ei);
     /* ... other bytes are refused */
     static const unsigned char wrong[20] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
@@ -742,8 +772,9 @@ Test(brski, unowned_devices_logged_with_proximity_and_renewal, .init = start_log
     expect_voucher(&o, &e);
     cr_assert_str_eq(q("SELECT detail::json->>'basis' FROM audit_events ORDER BY seq DESC LIMIT 1"),
                      "renewal");
+    /* RFC 8995 §5.5.4: nonceless only to a registrar of a registered domain */
     o.nonceless = true;
-    expect_voucher(&o, &e);
+    expect_refused(&o, 403, nonceless_sentence);
     o.nonceless = false;
 
     /* ... but not after an ownership change */
@@ -1036,4 +1067,546 @@ Test(brski, the_audit_log_is_truncated_as_configured, .init = start_truncating, 
     expect_event(events, 1, &l[1], acme_id, "proximity", "1");
     expect_event(events, 2, &zv, cert_ski_base64(zenith.ca), "proximity", "0");
     expect_audit_intact();
+}
+
+/* ---- 6: deployed registrars and pledges (docs/brski.md, Deployed clients) ----
+ * Each request is shaped as the field clients send it; each tolerance keeps
+ * every check (signatures, the serial bound to the IDevID, the nonce). */
+
+/* EST's habit: the body as base64 text of the DER CMS, in CRLF lines */
+static struct http_result post_base64(const char *text, bool http2)
+{
+    struct http_opts o = {.method = "POST", .body = text, .body_len = strlen(text),
+                          .content_type = VOUCHER_TYPE, .http2 = http2};
+    return http(&proc, "/.well-known/brski/requestvoucher", &o);
+}
+
+Test(brski, a_base64_body_gets_a_base64_voucher, .init = start, .fini = stop, .timeout = 120)
+{
+    struct domain acme = make_domain("acme");
+    struct device dev = make_device("B64");
+    put_owner("acme", &acme);
+    put_device(&dev);
+    assign(&dev, "acme");
+    struct brski_client_opts o = opts(&dev, &acme);
+    size_t len;
+    unsigned char *der = build(&o, &len);
+    char *text = brski_base64_lines(der, len);
+    cr_assert(!strncmp(text, "MI", 2));
+    /* HTTP/1.1 here; brski_client_acts_as_a_field_client sends base64 over HTTP/2 */
+    struct http_result r = post_base64(text, false);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(http_header(&r, "content-type"), VOUCHER_TYPE);
+    cr_assert_str_eq(http_header(&r, "content-transfer-encoding"), "base64");
+    size_t cms_len;
+    unsigned char *cms = brski_unbase64((unsigned char *)r.body, r.body_len, &cms_len);
+    cr_assert(cms, "not base64: %s", r.body);
+    char *json, err[512];
+    cr_assert_eq(brski_verify_voucher(cms, cms_len, pki_path("root-ca.crt"), &json, err,
+                                      sizeof(err)), 0, "%s", err);
+    openssl_verifies(cms, cms_len, json);
+    cr_assert_str_eq(leaf(json, "serial-number"), dev.serial);
+    cr_assert_str_eq(leaf(json, "nonce"), brski_last_nonce_text());
+    /* the request stored is the DER the signature covers */
+    cr_assert_str_eq(q("SELECT encode(sha256(request), 'hex') FROM vouchers ORDER BY id DESC LIMIT 1"),
+                     sha256_hex(der, len));
+    cr_assert_str_eq(q("SELECT encode(sha256(voucher), 'hex') FROM vouchers ORDER BY id DESC LIMIT 1"),
+                     sha256_hex(cms, cms_len));
+    http_result_free(&r);
+    /* ... and over HTTP/1.1 */
+    r = post_base64(brski_base64_lines(build(&o, &len), len), false);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(http_header(&r, "content-transfer-encoding"), "base64");
+    http_result_free(&r);
+
+    /* "MI" that is not base64, and base64 of what is no CMS */
+    expect_refused_body((const unsigned char *)"MI*not base64*", 15, NULL, VOUCHER_TYPE, 400,
+                        "the registrar voucher-request is neither DER nor base64 of DER");
+    expect_refused_body((const unsigned char *)"MIIB", 4, NULL, VOUCHER_TYPE, 400,
+                        "the registrar voucher-request is not a DER CMS structure");
+    /* the size is bounded before anything is decoded */
+    size_t big_len = 65537;
+    unsigned char *big = malloc(big_len);
+    memset(big, 'A', big_len);
+    memcpy(big, "MI", 2);
+    expect_refused_body(big, big_len, NULL, VOUCHER_TYPE, 413,
+                        "the voucher-request is larger than 65536 bytes");
+    /* a base64 body is checked as a DER one: a broken signature is refused */
+    struct brski_client_opts f = o;
+    f.corrupt_rvr_signature = true;
+    unsigned char *bad = build(&f, &len);
+    text = brski_base64_lines(bad, len);
+    expect_refused_body((unsigned char *)text, strlen(text), NULL, VOUCHER_TYPE, 403,
+                        "the registrar voucher-request signature does not verify (verification failure)");
+    expect_audit_intact();
+}
+
+static char *aki_base64(const char *cert)
+{
+    X509 *x = load_cert(cert);
+    const ASN1_OCTET_STRING *aki = X509_get0_authority_key_id(x);
+    cr_assert(aki);
+    char *b64 = brski_base64(ASN1_STRING_get0_data(aki), (size_t)ASN1_STRING_length(aki));
+    X509_free(x);
+    return b64;
+}
+
+/* An owned device of a domain, for the deployed clients' requests; a
+ * serial with hex letters, as the captured 00-D0-E5-02-00-2D. */
+struct owned {
+    struct domain d;
+    struct device dev;
+    struct brski_client_opts o;
+    struct expect e;
+};
+
+static struct owned owned_device(void)
+{
+    struct owned w = {.d = make_domain("acme"), .dev = make_device("00-D0-E5")};
+    put_owner("acme", &w.d);
+    put_device(&w.dev);
+    assign(&w.dev, "acme");
+    w.o = opts(&w.dev, &w.d);
+    w.e = (struct expect){"proximity", w.d.ca, w.d.leaf, NULL};
+    return w;
+}
+
+Test(brski, the_voucher_root_in_requests_is_accepted, .init = start, .fini = stop, .timeout = 120)
+{
+    struct owned w = owned_device();
+    /* the root ietf-voucher:voucher in the pledge's and the registrar's request */
+    struct brski_client_opts f = w.o;
+    f.voucher_root = true;
+    expect_voucher(&f, &w.e);
+    expect_audit_intact();
+}
+
+Test(brski, idevid_issuer_forms_and_the_vouchers_aki, .init = start, .fini = stop, .timeout = 120)
+{
+    struct owned w = owned_device();
+    struct device dev = w.dev;
+    struct brski_client_opts f;
+    /* RFC 8366 §5.3: whichever form the registrar used, the voucher's
+     * idevid-issuer is the IDevID's AKI; first the issuer Name DER */
+    struct expect ei = w.e;
+    ei.idevid_issuer = aki_base64(dev.leaf);
+    f = w.o;
+    f.idevid_issuer = true;
+    f.idevid_issuer_form = BRSKI_ISSUER_NAME_DER;
+    struct voucher v = expect_voucher(&f, &ei);
+    cr_assert_str_eq(leaf(v.json, "idevid-issuer"), aki_base64(dev.leaf));
+    /* the printable issuer name, accepted when it is the IDevID's */
+    f.idevid_issuer_form = BRSKI_ISSUER_NAME_TEXT;
+    expect_voucher(&f, &ei);
+    /* another name (here the subject's), as text or as bytes, is refused */
+    char *subject_text = cert_name(dev.leaf, false, XN_FLAG_ONELINE);
+    cr_assert_str_neq(subject_text, cert_name(dev.leaf, true, XN_FLAG_ONELINE));
+    f.idevid_issuer_form = BRSKI_ISSUER_NAME_TEXT;
+    f.idevid_issuer_value = (const unsigned char *)subject_text;
+    f.idevid_issuer_len = strlen(subject_text);
+    expect_refused(&f, 403, "idevid-issuer does not match the issuer of the pledge's IDevID");
+    f.idevid_issuer_form = BRSKI_ISSUER_AKI;
+    expect_refused(&f, 403, "idevid-issuer does not match the issuer of the pledge's IDevID");
+    /* the issuer's text in another spelling (RFC 2253) is not the one-line form */
+    char *rfc2253 = cert_name(dev.leaf, true, XN_FLAG_RFC2253);
+    f.idevid_issuer_form = BRSKI_ISSUER_NAME_TEXT;
+    f.idevid_issuer_value = (const unsigned char *)rfc2253;
+    f.idevid_issuer_len = strlen(rfc2253);
+    expect_refused(&f, 403, "idevid-issuer does not match the issuer of the pledge's IDevID");
+    expect_audit_intact();
+}
+
+Test(brski, the_pledges_nonce_text_is_echoed, .init = start, .fini = stop, .timeout = 120)
+{
+    struct owned w = owned_device();
+    struct brski_client_opts f;
+    struct voucher v;
+
+    /* the nonce as unpadded base64url: compared as bytes, echoed as written */
+    static const unsigned char nonce[] = {0xfb, 0xf5, 0xc4, 0xf7, 0x32, 0xbd, 0x3e, 0xff, 0x01};
+    f = w.o;
+    f.nonce_base64url = true;
+    f.nonce = nonce;
+    f.nonce_len = sizeof(nonce);
+    v = expect_voucher(&f, &w.e);
+    cr_assert_str_eq(leaf(v.json, "nonce"), "-_XE9zK9Pv8B");
+    /* ... and a different nonce in the registrar's request is still refused */
+    static const unsigned char other[] = {0xfb, 0xf5, 0xc4, 0xf7, 0x32, 0xbd, 0x3e, 0xff, 0x02};
+    f.rvr_nonce = other;
+    f.rvr_nonce_len = sizeof(other);
+    expect_refused(&f, 403, "nonce mismatch: the registrar voucher-request's nonce differs from the "
+                            "pledge's (RFC 8995 §5.5.6)");
+    expect_audit_intact();
+}
+
+Test(brski, the_pledges_serial_may_differ_in_letter_case, .init = start, .fini = stop, .timeout = 120)
+{
+    struct owned w = owned_device();
+    struct device dev = w.dev;
+    struct brski_client_opts f;
+    struct voucher v;
+    /* the pledge writes its serial in lower case; the registrar's must be exact */
+    f = w.o;
+    f.serial_case = true;
+    v = expect_voucher(&f, &w.e);
+    cr_assert_str_eq(leaf(v.json, "serial-number"), dev.serial);
+    char *lower = strdup(dev.serial);
+    for (char *p = lower; *p; p++)
+        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    cr_assert_str_neq(lower, dev.serial);
+    f = w.o;
+    f.pvr_serial = lower;
+    f.rvr_serial = lower;
+    expect_refused(&f, 403, fmt("serial-number mismatch: the registrar voucher-request names \"%s\", "
+                                "the pledge's IDevID \"%s\"", lower, dev.serial));
+    /* ... and another serial in the pledge's request is no case difference */
+    f = w.o;
+    f.pvr_serial = fmt("%sX", lower);
+    expect_refused(&f, 403, fmt("serial-number mismatch: the pledge voucher-request names \"%sX\", "
+                                "its IDevID \"%s\"", lower, dev.serial));
+    expect_audit_intact();
+}
+
+Test(brski, a_registrar_may_leave_out_the_nonce, .init = start, .fini = stop, .timeout = 120)
+{
+    struct owned w = owned_device();
+    /* RFC 8995 §5.5: the registrar leaves the pledge's nonce out; a
+     * nonceless voucher for the owner's (authenticated) registrar */
+    struct brski_client_opts f = w.o;
+    f.registrar_omits_nonce = true;
+    struct voucher v = expect_voucher(&f, &w.e);
+    cr_assert_null(leaf(v.json, "nonce"));
+
+    /* all the habits at once, as a field client (brski-client --field-client) */
+    f = w.o;
+    f.voucher_root = f.nonce_base64url = f.serial_case = f.econtent_id_data = true;
+    f.idevid_issuer = true;
+    f.idevid_issuer_form = BRSKI_ISSUER_NAME_TEXT;
+    struct expect ei = w.e;
+    ei.idevid_issuer = aki_base64(w.dev.leaf);
+    v = expect_voucher(&f, &ei);
+    cr_assert_str_eq(leaf(v.json, "nonce"), brski_last_nonce_text());
+    cr_assert(!strchr(leaf(v.json, "nonce"), '='));
+    expect_audit_intact();
+}
+
+Test(brski, nonceless_requests_need_a_registered_registrar, .init = start_logged, .fini = stop,
+     .timeout = 120)
+{
+    struct domain tofu = make_domain("tofu");
+    struct device dev = make_device("NONCELESS");
+    put_device(&dev);
+    struct brski_client_opts o = opts(&dev, &tofu);
+    /* RFC 8995 §5.5.4: an unregistered registrar gets no 14-day voucher ... */
+    o.nonceless = true;
+    expect_refused(&o, 403, nonceless_sentence);
+    cr_assert_str_eq(q("SELECT serial_number || ' ' || actor FROM audit_events ORDER BY seq DESC LIMIT 1"),
+                     fmt("%s %s", dev.serial, cert_actor(tofu.chain)));
+    /* ... also when it leaves out the nonce the pledge sent */
+    o.nonceless = false;
+    o.registrar_omits_nonce = true;
+    expect_refused(&o, 403, nonceless_sentence);
+    cr_assert_eq(voucher_count(), 0);
+    /* with the pledge's nonce it is trust on first use, as before */
+    o.registrar_omits_nonce = false;
+    struct expect e = {"logged", tofu.ca, tofu.leaf, NULL};
+    expect_voucher(&o, &e);
+    /* a registered domain's registrar gets a nonceless voucher for an unowned device */
+    struct domain acme = make_domain("acme");
+    put_owner("acme", &acme);
+    struct device other = make_device("NONCELESS2");
+    put_device(&other);
+    struct brski_client_opts a = opts(&other, &acme);
+    a.nonceless = true;
+    struct expect ea = {"logged", acme.ca, acme.leaf, NULL};
+    expect_voucher(&a, &ea);
+}
+
+Test(brski, early_refusals_name_the_claimed_serial_and_the_tls_client, .init = start, .fini = stop,
+     .timeout = 120)
+{
+    struct domain acme = make_domain("acme");
+    struct device dev = make_device("CLAIMED");
+    put_owner("acme", &acme);
+    put_device(&dev);
+    assign(&dev, "acme");
+    /* refused at the registrar's EKU, before its request is validated: the
+     * serial it claims is recorded */
+    struct brski_client_opts f = opts(&dev, &acme);
+    f.registrar_cert = acme.nocmcra_chain;
+    f.registrar_key = acme.nocmcra_key;
+    expect_refused(&f, 403, "the registrar certificate lacks the id-kp-cmcRA extended key usage (RFC 8995 §5.5.4)");
+    cr_assert_str_eq(q("SELECT serial_number FROM audit_events ORDER BY seq DESC LIMIT 1"), dev.serial);
+    /* ... also under the root deployed clients use */
+    f.voucher_root = true;
+    expect_refused(&f, 403, "the registrar certificate lacks the id-kp-cmcRA extended key usage (RFC 8995 §5.5.4)");
+    cr_assert_str_eq(q("SELECT serial_number FROM audit_events ORDER BY seq DESC LIMIT 1"), dev.serial);
+    /* a body that is no CMS: the TLS client certificate names the actor */
+    tls_cert = acme.chain;
+    tls_key = acme.key;
+    static const char garbage[] = "this is not a CMS structure";
+    expect_refused_body((const unsigned char *)garbage, strlen(garbage), NULL, VOUCHER_TYPE, 400,
+                        "the registrar voucher-request is not a DER CMS structure");
+    cr_assert_str_eq(q("SELECT actor || ' ' || coalesce(serial_number, 'none') FROM audit_events"
+                       " ORDER BY seq DESC LIMIT 1"),
+                     fmt("registrar-tls:%s none", cert_actor(acme.chain) + strlen("registrar:")));
+    tls_cert = tls_key = NULL;
+}
+
+/* ---- 7: per-owner registrar policy (docs/brski.md) ---- */
+
+static void put_owner_brski(const char *id, const char *certs_pem, const char *policy)
+{
+    char *body = fmt("{\"brski\": {\"domain_certs\": [%s]%s%s}}", json_string_of(certs_pem),
+                     policy ? ", " : "", policy ? policy : "");
+    api_ok("PUT", fmt("/api/v1/owners/%s", id), body);
+}
+
+Test(brski, owners_require_registrar_tls_authentication, .init = start, .fini = stop, .timeout = 120)
+{
+    struct domain acme = make_domain("acme"), stranger = make_domain("stranger");
+    struct device dev = make_device("POLICY");
+    put_device(&dev);
+    put_owner("acme", &acme);
+    assign(&dev, "acme");
+    struct brski_client_opts o = opts(&dev, &acme);
+    struct expect e = {"proximity", acme.ca, acme.leaf, NULL};
+
+    /* tls-equals-signer: no client certificate, or another one, is refused */
+    put_owner_brski("acme", read_text(acme.ca), "\"registrar_auth\": \"tls-equals-signer\"");
+    const char *not_signer = "the owner's registrars must present the voucher-request's signing "
+                             "certificate as TLS client certificate (registrar_auth tls-equals-signer)";
+    expect_refused(&o, 403, not_signer);
+    tls_cert = issue_registrar(&acme, "tls", -60, 86400);
+    tls_key = acme.key;
+    expect_refused(&o, 403, not_signer);
+    tls_cert = acme.chain;
+    expect_voucher(&o, &e);
+
+    /* tls-chains-to-domain: any registrar of the domain, no stranger */
+    put_owner_brski("acme", read_text(acme.ca), "\"registrar_auth\": \"tls-chains-to-domain\"");
+    tls_cert = issue_registrar(&acme, "tls2", -60, 86400);
+    expect_voucher(&o, &e);
+    tls_cert = stranger.chain;
+    tls_key = stranger.key;
+    expect_refused(&o, 403, "the owner's registrars must present a TLS client certificate that "
+                            "chains to the owner's domain certificate (registrar_auth "
+                            "tls-chains-to-domain)");
+    tls_cert = tls_key = NULL;
+    expect_refused(&o, 403, "the owner's registrars must present a TLS client certificate that "
+                            "chains to the owner's domain certificate (registrar_auth "
+                            "tls-chains-to-domain)");
+    /* the audit log asks the same */
+    size_t len;
+    unsigned char *der = build(&o, &len);
+    struct answer a = post_to("requestauditlog", der, len, NULL, "application/json");
+    cr_assert_eq(a.status, 403, "%ld %s", a.status, (char *)a.body);
+    expect_audit_intact();
+}
+
+Test(brski, owners_choose_what_vouchers_pin, .init = start, .fini = stop, .timeout = 120)
+{
+    struct domain acme = make_domain("acme");
+    struct device dev = make_device("PINNING");
+    put_device(&dev);
+    put_owner("acme", &acme);
+    assign(&dev, "acme");
+    struct brski_client_opts o = opts(&dev, &acme);
+    /* pinning registrar-ee: the voucher pins the registrar's own certificate */
+    put_owner_brski("acme", read_text(acme.ca), "\"pinning\": \"registrar-ee\"");
+    struct expect ee = {"proximity", acme.leaf, acme.leaf, NULL};
+    expect_voucher(&o, &ee);
+
+    /* an owner whose registrar sends its end-entity certificate only,
+     * registered with that certificate */
+    struct domain lone = make_domain("lone");
+    struct device dev2 = make_device("LONE");
+    put_device(&dev2);
+    put_owner_brski("lone", read_text(lone.leaf), NULL);
+    assign(&dev2, "lone");
+    struct brski_client_opts l = opts(&dev2, &lone);
+    l.registrar_cert = lone.leaf;
+    struct expect el = {"proximity", lone.leaf, lone.leaf, NULL};
+    expect_voucher(&l, &el);
+    expect_audit_intact();
+}
+
+Test(brski, owners_brski_settings_are_checked, .init = start, .fini = stop, .timeout = 120)
+{
+    struct domain acme = make_domain("acme");
+    struct device dev = make_device("SETTINGS");
+    /* GET shows the defaults */
+    put_owner("acme", &acme);
+    struct http_result r = api(NULL, "/api/v1/owners/acme", NULL);
+    cr_assert(strstr(r.body, "\"registrar_auth\":\"any\",\"pinning\":\"domain-ca\"}"), "%s", r.body);
+    http_result_free(&r);
+    put_owner_brski("acme", read_text(acme.ca),
+                    "\"pinning\": \"registrar-ee\", \"registrar_auth\": \"tls-equals-signer\"");
+    r = api(NULL, "/api/v1/owners/acme", NULL);
+    cr_assert(strstr(r.body, "\"registrar_auth\":\"tls-equals-signer\",\"pinning\":\"registrar-ee\"}"),
+              "%s", r.body);
+    http_result_free(&r);
+
+    /* refusals of the owner's brski settings */
+    struct {
+        const char *policy, *pointer, *detail;
+    } bad[] = {
+        {"\"registrar_auth\": \"mutual\"", "/brski/registrar_auth",
+         "must be one of: any, tls-equals-signer, tls-chains-to-domain"},
+        {"\"pinning\": \"root\"", "/brski/pinning", "must be one of: domain-ca, registrar-ee"},
+        {"\"pinning\": 1", "/brski/pinning", "must be a string, not number"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        r = api("PUT", "/api/v1/owners/acme",
+                fmt("{\"brski\": {\"domain_certs\": [%s], %s}}", json_string_of(read_text(acme.ca)),
+                    bad[i].policy));
+        cr_assert_eq(r.status, 422, "%s: %ld %s", bad[i].policy, r.status, r.body);
+        cr_assert(strstr(r.body, fmt("{\"pointer\":\"%s\",\"detail\":\"%s\"}", bad[i].pointer,
+                                     bad[i].detail)), "%s", r.body);
+        http_result_free(&r);
+    }
+    /* a certificate that is neither a CA nor a registrar's */
+    r = api("PUT", "/api/v1/owners/nope",
+            fmt("{\"brski\": {\"domain_certs\": [%s]}}", json_string_of(read_text(dev.leaf))));
+    cr_assert_eq(r.status, 422, "%ld %s", r.status, r.body);
+    cr_assert(strstr(r.body, "{\"pointer\":\"/brski/domain_certs/0\",\"detail\":\"is neither a CA "
+                             "certificate (basicConstraints CA:TRUE) nor a registrar certificate "
+                             "(id-kp-cmcRA)\"}"), "%s", r.body);
+    http_result_free(&r);
+    expect_audit_intact();
+}
+
+/* ---- 8: serial numbers from the hardwareModuleName (RFC 4108 §5) ---- */
+
+static void start_hardware_module_name(void)
+{
+    struct masad_opts o = {.idevid_extra = "\"serial-number-from\": \"hardware-module-name\""};
+    cr_assert(masad_start(&proc, &o), "masad did not start: %s", read_text(proc.stderr_path));
+    token = make_token(&proc, "brski-test", "devices:read,devices:write,owners:read,owners:write,"
+                                            "ownership:write,audit:read");
+}
+
+/* SEQUENCE { hwType OID, hwSerialNum OCTET STRING } as an otherName */
+static GENERAL_NAME *hardware_module_name(const char *hw_serial)
+{
+    ASN1_SEQUENCE_ANY *seq = sk_ASN1_TYPE_new_null();
+    ASN1_TYPE *type = ASN1_TYPE_new(), *num = ASN1_TYPE_new(), *value = ASN1_TYPE_new();
+    ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+    ASN1_OCTET_STRING_set(os, (const unsigned char *)hw_serial, (int)strlen(hw_serial));
+    ASN1_TYPE_set(type, V_ASN1_OBJECT, OBJ_txt2obj("1.3.6.1.4.1.46879.1.1", 1));
+    ASN1_TYPE_set(num, V_ASN1_OCTET_STRING, os);
+    sk_ASN1_TYPE_push(seq, type);
+    sk_ASN1_TYPE_push(seq, num);
+    unsigned char *der = NULL;
+    int n = i2d_ASN1_SEQUENCE_ANY(seq, &der);
+    cr_assert(n > 0);
+    ASN1_STRING *s = ASN1_STRING_new();
+    ASN1_STRING_set(s, der, n);
+    ASN1_TYPE_set(value, V_ASN1_SEQUENCE, s);
+    GENERAL_NAME *g = GENERAL_NAME_new();
+    cr_assert(GENERAL_NAME_set0_othername(g, OBJ_txt2obj("1.3.6.1.5.5.7.8.4", 1), value) == 1);
+    OPENSSL_free(der);
+    sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+    return g;
+}
+
+/* An IDevID from the test IDevID CA whose serial is only in its
+ * subjectAltName, once per hw_serial given (two: an ambiguous one) */
+static struct device issue_module_idevid(const char *tag, const char *hw_serial, const char *second)
+{
+    X509 *ca = load_cert(pki_path("idevid-ca.crt"));
+    EVP_PKEY *ca_key = load_key(pki_path("idevid-ca.key")), *key = EVP_EC_gen("P-256");
+    X509V3_CTX v3;
+    X509 *x = new_cert(ca, key, NULL, tag, -60, 86400, &v3);
+    add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE");
+    add_ext(x, &v3, NID_authority_key_identifier, "keyid:always");
+    GENERAL_NAMES *names = sk_GENERAL_NAME_new_null();
+    sk_GENERAL_NAME_push(names, hardware_module_name(hw_serial));
+    if (second)
+        sk_GENERAL_NAME_push(names, hardware_module_name(second));
+    cr_assert(X509_add1_ext_i2d(x, NID_subject_alt_name, names, 0, X509V3_ADD_DEFAULT) == 1);
+    GENERAL_NAMES_free(names);
+    cr_assert(X509_sign(x, ca_key, EVP_sha256()) > 0);
+    struct device v = {.serial = strdup(hw_serial)};
+    char *prefix = tmp_path("hmn-%s-%d", tag, (int)getpid());
+    v.leaf = fmt("%s.crt", prefix);
+    v.chain = fmt("%s-chain.crt", prefix);
+    v.key = fmt("%s.key", prefix);
+    FILE *f = fopen(v.chain, "w"), *l = fopen(v.leaf, "w"), *k = fopen(v.key, "w");
+    cr_assert(f && l && k);
+    cr_assert(PEM_write_X509(f, x) == 1 && PEM_write_X509(f, ca) == 1 && PEM_write_X509(l, x) == 1 &&
+              PEM_write_PrivateKey(k, key, NULL, NULL, 0, NULL, NULL) == 1);
+    fclose(f);
+    fclose(l);
+    fclose(k);
+    X509_free(x);
+    X509_free(ca);
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(key);
+    return v;
+}
+
+Test(brski, serial_numbers_from_the_hardware_module_name, .init = start_hardware_module_name,
+     .fini = stop, .timeout = 120)
+{
+    struct domain acme = make_domain("acme");
+    put_owner("acme", &acme);
+    /* a UTF-8 serial outside PrintableString, as field devices have */
+    char *serial = fmt("JADA_f2-%d", (int)getpid());
+    struct device dev = issue_module_idevid("module", serial, NULL);
+    put_device(&dev);
+    assign(&dev, "acme");
+    struct brski_client_opts o = opts(&dev, &acme);
+    o.pvr_serial = serial;
+    struct expect e = {"proximity", acme.ca, acme.leaf, NULL};
+    struct voucher v = expect_voucher(&o, &e);
+    cr_assert_str_eq(leaf(v.json, "serial-number"), serial);
+    /* the serial is still bound to the IDevID: another one is refused */
+    o.pvr_serial = o.rvr_serial = "JADA_f2-other";
+    expect_refused(&o, 403, fmt("serial-number mismatch: the pledge voucher-request names "
+                                "\"JADA_f2-other\", its IDevID \"%s\"", serial));
+    /* an IDevID with two hardwareModuleNames names no single device */
+    struct device twice = issue_module_idevid("twice", fmt("%s-a", serial), fmt("%s-b", serial));
+    o = opts(&twice, &acme);
+    o.pvr_serial = twice.serial;
+    expect_refused(&o, 403, "the pledge voucher-request is not signed by a known device: the IDevID "
+                            "subjectAltName has no single hardwareModuleName (RFC 4108 §5)");
+    /* the subject's serialNumber is not used by this anchor */
+    struct device plain = make_device("PLAIN");
+    o = opts(&plain, &acme);
+    expect_refused(&o, 403, "the pledge voucher-request is not signed by a known device: the IDevID "
+                            "subjectAltName has no single hardwareModuleName (RFC 4108 §5)");
+    /* a control character in hwSerialNum is no serial number */
+    struct device ctl = issue_module_idevid("control", "JADA\x01", NULL);
+    o = opts(&ctl, &acme);
+    o.pvr_serial = "JADA";
+    expect_refused(&o, 403, "the pledge voucher-request is not signed by a known device: the IDevID's "
+                            "serial number is not 1 to 64 characters of text without control "
+                            "characters");
+    expect_audit_intact();
+}
+
+/* ---- 9: brski-client reproduces a field client in one command ---- */
+
+static int brski_client_run(char **out, const struct owned *w, const char *flags)
+{
+    /* the build puts brski-client in tests/, beside the suites */
+    char *bin = fmt("%s/../tests/brski-client", dirname(strdup(env_or_die("MASAD_TEST_BIN"))));
+    char *ca = pki_path("root-ca.crt");
+    return sh(out, "%s --masa https://127.0.0.1:%u --tls-ca %s --masa-ca %s --pledge-cert %s"
+                   " --pledge-key %s --registrar-cert %s --registrar-key %s %s 2>&1",
+              bin, proc.device_port, ca, ca, w->dev.chain, w->dev.key, w->d.chain, w->d.key, flags);
+}
+
+Test(brski, brski_client_acts_as_a_field_client, .init = start, .fini = stop, .timeout = 120)
+{
+    struct owned w = owned_device();
+    char *out;
+    cr_assert_eq(brski_client_run(&out, &w, "--field-client"), 0, "%s", out);
+    cr_assert(strstr(out, "voucher OK: signed by the MASA, serial-number and nonce match"), "%s", out);
+    cr_assert_eq(brski_client_run(&out, &w, "--registrar-omits-nonce --issuer-form der"), 0, "%s", out);
+    cr_assert(strstr(out, "voucher OK"), "%s", out);
+    cr_assert_str_eq(q("SELECT count(*) FROM vouchers WHERE serial_number = '%s'", w.dev.serial), "2");
+    cr_assert_eq(brski_client_run(&out, &w, "--issuer-form subject"), 2, "%s", out);
+    cr_assert(strstr(out, "--issuer-form is aki, der or name, not subject"), "%s", out);
 }

@@ -124,7 +124,8 @@ Test(owners, domain_certificates_are_checked, .init = start, .fini = stop, .time
     const char *before = "SELECT count(*) FROM owners";
     struct http_result r = put_owner("bad-one", domain_body(pem_of(make_cert("leaf", false, -60, 86400))));
     expect_refusal(r, 422, "the owner is invalid", "/brski/domain_certs/0",
-                   "is not a CA certificate (basicConstraints CA:TRUE)");
+                   "is neither a CA certificate (basicConstraints CA:TRUE) nor a registrar "
+                   "certificate (id-kp-cmcRA)");
     X509 *old = make_cert("old CA", true, -7200, -3600);
     char when[32];
     ASN1_TIME_print(BIO_new(BIO_s_null()), X509_get0_notAfter(old));

@@ -21,7 +21,8 @@ Test(migrations, apply_once_then_reapply_is_a_no_op)
     db_create(&db);
     char *out;
     cr_assert_eq(migrate(&db, NULL, &out), 0, "%s", out);
-    cr_assert(strstr(out, "applied 0001_init.sql\napplied 0002_audit_chain.sql\napplied 0003_brski.sql"), "%s", out);
+    cr_assert(strstr(out, "applied 0001_init.sql\napplied 0002_audit_chain.sql\napplied 0003_brski.sql\n"
+                          "applied 0007_owner_brski_policy.sql"), "%s", out);
     cr_assert_eq(migrate(&db, NULL, &out), 0, "%s", out);
     cr_assert(strstr(out, "nothing to apply"), "%s", out);
     cr_assert_null(strstr(out, "applied 0001"), "%s", out);
@@ -155,7 +156,22 @@ Test(schema, constraints_hold)
     struct test_db db = migrated();
     refused(db.app_url, "INSERT INTO devices (serial_number, product) VALUES (' lead', 'p')",
             "violates check constraint");
-    refused(db.app_url, "INSERT INTO devices (serial_number, product) VALUES ('a\"b', 'p')",
+    /* serials are UTF-8 text without control characters (C0, DEL, C1) */
+    refused(db.app_url, "INSERT INTO devices (serial_number, product) VALUES (E'a\\x01b', 'p')",
+            "violates check constraint");
+    refused(db.app_url, "INSERT INTO devices (serial_number, product) VALUES (E'a\\x7fb', 'p')",
+            "violates check constraint");
+    refused(db.app_url, "INSERT INTO devices (serial_number, product) VALUES (E'a\\u0085b', 'p')",
+            "violates check constraint");
+    refused(db.app_url, "INSERT INTO devices (serial_number, product) VALUES (repeat('\xc3\xa9', 65), 'p')",
+            "violates check constraint");
+    cr_assert_eq(db_exec(db.app_url, "INSERT INTO devices (serial_number, product) VALUES"
+                                     " ('JADA_f2-00-01', 'p'), ('a\"b*', 'p'), (repeat('\xc3\xa9', 64), 'p')",
+                         NULL), 0);
+    /* an owner's BRSKI policy is one of the documented values */
+    refused(db.app_url, "INSERT INTO owners (owner_id, brski) VALUES ('p1', '{\"pinning\": \"root\"}')",
+            "violates check constraint");
+    refused(db.app_url, "INSERT INTO owners (owner_id, brski) VALUES ('p1', '{\"registrar_auth\": \"x\"}')",
             "violates check constraint");
     refused(db.app_url, "INSERT INTO owners (owner_id) VALUES ('Upper')", "violates check constraint");
     cr_assert_eq(db_exec(db.app_url,

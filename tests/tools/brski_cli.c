@@ -17,6 +17,7 @@
 struct cli {
     const char *masa, *tls_ca, *masa_ca, *out, *client_cert, *client_key;
     bool auditlog;
+    bool base64_body;           /* the RVR as base64 text, as EST clients send */
     struct brski_client_opts o;
 };
 
@@ -34,6 +35,9 @@ static void usage(FILE *f)
         "         --registrar-cert FILE --registrar-key FILE [--masa-ca FILE] [--nonceless]\n"
         "         [--no-proximity] [--econtent-id-data] [--out FILE] [--auditlog]\n"
         "         [--client-cert FILE --client-key FILE]\n"
+        "         deployed clients' habits: [--base64-body] [--voucher-root]\n"
+        "         [--issuer-form aki|der|name] [--nonce-b64url] [--serial-case]\n"
+        "         [--registrar-omits-nonce] [--created-on-date] [--field-client]\n"
         "Sends a registrar voucher-request (RFC 8995) to the MASA's requestvoucher (or, with\n"
         "--auditlog, requestauditlog), verifies the voucher against --masa-ca and prints it.\n");
 }
@@ -41,7 +45,9 @@ static void usage(FILE *f)
 enum {
     OPT_MASA = 256, OPT_TLS_CA, OPT_PLEDGE_CERT, OPT_PLEDGE_KEY, OPT_REGISTRAR_CERT,
     OPT_REGISTRAR_KEY, OPT_MASA_CA, OPT_NONCELESS, OPT_NO_PROXIMITY, OPT_ECONTENT_ID_DATA,
-    OPT_OUT, OPT_AUDITLOG, OPT_CLIENT_CERT, OPT_CLIENT_KEY, OPT_HELP,
+    OPT_OUT, OPT_AUDITLOG, OPT_CLIENT_CERT, OPT_CLIENT_KEY, OPT_HELP, OPT_BASE64_BODY,
+    OPT_VOUCHER_ROOT, OPT_ISSUER_FORM, OPT_NONCE_B64URL, OPT_SERIAL_CASE,
+    OPT_REGISTRAR_OMITS_NONCE, OPT_CREATED_ON_DATE, OPT_FIELD_CLIENT,
 };
 
 static const struct option options[] = {
@@ -60,11 +66,64 @@ static const struct option options[] = {
     {"client-cert", required_argument, NULL, OPT_CLIENT_CERT},
     {"client-key", required_argument, NULL, OPT_CLIENT_KEY},
     {"help", no_argument, NULL, OPT_HELP},
+    {"base64-body", no_argument, NULL, OPT_BASE64_BODY},
+    {"voucher-root", no_argument, NULL, OPT_VOUCHER_ROOT},
+    {"issuer-form", required_argument, NULL, OPT_ISSUER_FORM},
+    {"nonce-b64url", no_argument, NULL, OPT_NONCE_B64URL},
+    {"serial-case", no_argument, NULL, OPT_SERIAL_CASE},
+    {"registrar-omits-nonce", no_argument, NULL, OPT_REGISTRAR_OMITS_NONCE},
+    {"created-on-date", no_argument, NULL, OPT_CREATED_ON_DATE},
+    {"field-client", no_argument, NULL, OPT_FIELD_CLIENT},
     {NULL, 0, NULL, 0},
 };
 
-static void set_option(struct cli *c, int opt, const char *arg)
+/* --issuer-form: -1 when arg names no form */
+static int issuer_form(struct cli *c, const char *arg)
 {
+    static const char *const names[] = {"aki", "der", "name"};
+    static const enum brski_issuer_form forms[] = {BRSKI_ISSUER_AKI, BRSKI_ISSUER_NAME_DER,
+                                                   BRSKI_ISSUER_NAME_TEXT};
+
+    for (size_t i = 0; i < 3; i++)
+        if (!strcmp(arg, names[i])) {
+            c->o.idevid_issuer = true;
+            c->o.idevid_issuer_form = forms[i];
+            return 0;
+        }
+    return -1;
+}
+
+/* every habit at once, as the field clients of docs/brski.md combine them */
+static void field_client(struct cli *c)
+{
+    c->base64_body = true;
+    c->o.voucher_root = true;
+    c->o.idevid_issuer = true;
+    c->o.idevid_issuer_form = BRSKI_ISSUER_NAME_TEXT;
+    c->o.nonce_base64url = true;
+    c->o.serial_case = true;
+    c->o.econtent_id_data = true;
+}
+
+static int set_quirk(struct cli *c, int opt, const char *arg)
+{
+    switch (opt) {
+    case OPT_BASE64_BODY: c->base64_body = true; break;
+    case OPT_VOUCHER_ROOT: c->o.voucher_root = true; break;
+    case OPT_ISSUER_FORM: return issuer_form(c, arg);
+    case OPT_NONCE_B64URL: c->o.nonce_base64url = true; break;
+    case OPT_SERIAL_CASE: c->o.serial_case = true; break;
+    case OPT_REGISTRAR_OMITS_NONCE: c->o.registrar_omits_nonce = true; break;
+    case OPT_CREATED_ON_DATE: c->o.created_on_date_only = true; break;
+    case OPT_FIELD_CLIENT: field_client(c); break;
+    }
+    return 0;
+}
+
+static int set_option(struct cli *c, int opt, const char *arg)
+{
+    if (opt >= OPT_BASE64_BODY)
+        return set_quirk(c, opt, arg);
     switch (opt) {
     case OPT_MASA: c->masa = arg; break;
     case OPT_TLS_CA: c->tls_ca = arg; break;
@@ -81,6 +140,7 @@ static void set_option(struct cli *c, int opt, const char *arg)
     case OPT_CLIENT_CERT: c->client_cert = arg; break;
     case OPT_CLIENT_KEY: c->client_key = arg; break;
     }
+    return 0;
 }
 
 static const char *missing_option(const struct cli *c)
@@ -145,7 +205,8 @@ static int parse_args(struct cli *c, int argc, char **argv)
             usage(stderr);
             return 2;
         }
-        set_option(c, opt, optarg);
+        if (set_option(c, opt, optarg) < 0)
+            return usage_error("--issuer-form is aki, der or name, not %s", optarg);
     }
     if (optind < argc)
         return usage_error("unexpected argument: %s", argv[optind]);
@@ -222,28 +283,40 @@ static int check_leaf(const char *json, const char *leaf, const char *want)
     return bad;
 }
 
-/* RFC 8995 §5.6: the voucher names the pledge's serial-number and echoes its nonce */
-static int check_voucher(const char *json)
+/* RFC 8995 §5.6: the voucher names the IDevID's serial-number and echoes
+ * the pledge's nonce as the pledge wrote it (pledges compare the text) */
+static int check_voucher(const struct cli *c, const char *json)
 {
-    size_t n;
-    const unsigned char *nonce = brski_last_nonce(&n);
-    char *want = nonce ? brski_base64(nonce, n) : NULL;
-
-    if (nonce && !want) {
-        fprintf(stderr, PROG ": out of memory\n");
-        return 1;
-    }
+    const char *want = c->o.registrar_omits_nonce ? NULL : brski_last_nonce_text();
     int bad = check_leaf(json, "serial-number", brski_last_serial());
+
     bad |= check_leaf(json, "nonce", want);
-    free(want);
     return bad ? 1 : 0;
 }
 
-static int accept_voucher(const struct cli *c, const struct answer *a)
+/* an answer to a base64 request comes in base64 (docs/brski.md) */
+static int unwrap_answer(const struct cli *c, struct answer *a)
+{
+    size_t n;
+    unsigned char *der;
+
+    if (!c->base64_body)
+        return 0;
+    if (!(der = brski_unbase64(a->body, a->len, &n))) {
+        fprintf(stderr, PROG ": the answer to a base64 request is not base64\n");
+        return 1;
+    }
+    free(a->body);
+    a->body = der;
+    a->len = n;
+    return 0;
+}
+
+static int accept_voucher(const struct cli *c, struct answer *a)
 {
     char err[1024], *json;
 
-    if (check_type(a, BRSKI_VOUCHER_CMS) != 0)
+    if (check_type(a, BRSKI_VOUCHER_CMS) != 0 || unwrap_answer(c, a) != 0)
         return 1;
     if (c->out && write_file(c->out, a->body, a->len) != 0)
         return 1;
@@ -252,7 +325,7 @@ static int accept_voucher(const struct cli *c, const struct answer *a)
         return 1;
     }
     printf("%s\n", json);
-    int rc = check_voucher(json);
+    int rc = check_voucher(c, json);
     free(json);
     if (rc == 0)
         fprintf(stderr, PROG ": voucher OK: signed by the MASA, serial-number and nonce match\n");
@@ -267,7 +340,7 @@ static int accept_auditlog(const struct answer *a)
     return 0;
 }
 
-static int judge(const struct cli *c, const struct answer *a)
+static int judge(const struct cli *c, struct answer *a)
 {
     if (a->status == 0) {
         fprintf(stderr, PROG ": %s\n", brski_last_post_error());
@@ -285,8 +358,15 @@ static void post(const struct cli *c, const char *url, const unsigned char *rvr,
 {
     const char *accept = c->auditlog ? "application/json" : BRSKI_VOUCHER_CMS;
 
+    char *text = c->base64_body ? brski_base64_lines(rvr, len) : NULL;
+
+    if (text) {
+        rvr = (const unsigned char *)text;
+        len = strlen(text);
+    }
     a->status = brski_post(url, c->tls_ca, c->client_cert, c->client_key, NULL, accept,
                            rvr, len, &a->body, &a->len, &a->type);
+    free(text);
     if (a->status != 0)
         fprintf(stderr, PROG ": POST %s: %ld %s (%zu bytes)\n", url, a->status,
                 a->type ? a->type : "(no Content-Type)", a->len);

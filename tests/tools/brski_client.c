@@ -30,6 +30,7 @@ static _Thread_local unsigned char last_nonce[BRSKI_NONCE_MAX];
 static _Thread_local size_t last_nonce_len;
 static _Thread_local bool last_has_nonce;
 static _Thread_local char last_serial[SERIAL_MAX];
+static _Thread_local char last_nonce_text[2 * BRSKI_NONCE_MAX];
 static _Thread_local char last_post_error[CURL_ERROR_SIZE];
 
 /* ------------------------------------------------------------------ errors */
@@ -89,6 +90,49 @@ static char *base64_encode(const unsigned char *in, size_t len, bool url)
 char *brski_base64(const unsigned char *in, size_t len)
 {
     return base64_encode(in, len, false);
+}
+
+char *brski_base64_lines(const unsigned char *in, size_t len)
+{
+    char *flat = base64_encode(in, len, false);
+    size_t n = flat ? strlen(flat) : 0;
+    char *out = flat ? malloc(n + 2 * (n / 64 + 1) + 1) : NULL;
+    size_t k = 0;
+
+    for (size_t i = 0; out && i < n; i += 64) {
+        size_t line = n - i < 64 ? n - i : 64;
+        memcpy(out + k, flat + i, line);
+        k += line;
+        out[k++] = '\r';
+        out[k++] = '\n';
+    }
+    if (out)
+        out[k] = '\0';
+    free(flat);
+    return out;
+}
+
+unsigned char *brski_unbase64(const unsigned char *text, size_t len, size_t *out_len)
+{
+    char *flat = malloc(len + 1);
+    unsigned char *out = flat ? malloc(len / 4 * 3 + 3) : NULL;
+    size_t n = 0;
+
+    for (size_t i = 0; out && i < len; i++)
+        if (!strchr(" \t\r\n", text[i]) || !text[i])
+            flat[n++] = (char)text[i];
+    int got = out && n % 4 == 0 ? EVP_DecodeBlock(out, (unsigned char *)flat, (int)n) : -1;
+    if (got >= 0) {
+        got -= n >= 1 && flat[n - 1] == '=';
+        got -= n >= 2 && flat[n - 2] == '=';
+        *out_len = (size_t)got;
+    }
+    free(flat);
+    if (got < 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
 }
 
 /* RFC 6991 date-and-time in UTC, or a bare date for the created_on_date_only quirk. */
@@ -214,6 +258,7 @@ struct vr_leaves {             /* NULL: leaf left out; binary leaves already enc
     const char *nonce;
     const char *prior_pvr;
     const char *proximity;
+    bool voucher_root;         /* the quirk: root ietf-voucher:voucher */
 };
 
 static bool gen_text(yajl_gen g, const char *s)
@@ -230,7 +275,7 @@ static bool gen_voucher_request(yajl_gen g, const struct vr_leaves *l)
 {
     /* RFC 8995 §3.3: leaves in the order of the module */
     return yajl_gen_map_open(g) == yajl_gen_status_ok &&
-           gen_text(g, "ietf-voucher-request:voucher") &&
+           gen_text(g, l->voucher_root ? "ietf-voucher:voucher" : "ietf-voucher-request:voucher") &&
            yajl_gen_map_open(g) == yajl_gen_status_ok &&
            gen_leaf(g, "created-on", l->created_on) &&
            gen_leaf(g, "assertion", l->assertion) &&
@@ -445,6 +490,21 @@ static void remember_pvr(const struct build *b)
     strcpy(last_serial, b->serial);
 }
 
+/* the serial-number in the other letter case, as some pledges write it */
+static const char *pvr_serial_text(const struct build *b, const struct brski_client_opts *o,
+                                   char *buf)
+{
+    if (!o->serial_case)
+        return b->serial;
+    size_t i = 0;
+    for (; b->serial[i]; i++) {
+        char ch = b->serial[i];
+        buf[i] = ch >= 'a' && ch <= 'z' ? (char)(ch - 32) : ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+    }
+    buf[i] = '\0';
+    return buf;
+}
+
 static char *encode_nonce(const unsigned char *nonce, size_t len, const struct brski_client_opts *o)
 {
     return base64_encode(nonce, len, o->nonce_base64url);
@@ -453,7 +513,7 @@ static char *encode_nonce(const unsigned char *nonce, size_t len, const struct b
 /* RFC 8995 §5.2: the pledge's voucher-request, with assertion "proximity" */
 static int build_pvr(struct build *b, const struct brski_client_opts *o, char *err, size_t errlen)
 {
-    char when[32];
+    char when[32], serial[SERIAL_MAX];
     char *nonce = NULL, *prox = NULL;
 
     if (pvr_serial(b, o, err, errlen) < 0 || pvr_nonce(b, o, err, errlen) < 0)
@@ -461,10 +521,12 @@ static int build_pvr(struct build *b, const struct brski_client_opts *o, char *e
     created_on(when, sizeof when, o->created_on_date_only);
     if (b->has_nonce && !(nonce = encode_nonce(b->nonce, b->nonce_len, o)))
         return fail(err, errlen, "out of memory");
+    snprintf(last_nonce_text, sizeof last_nonce_text, "%s", nonce ? nonce : "");
     int rc = o->no_proximity ? 0 : proximity_base64(o->proximity_cert, b->registrar.cert, &prox,
                                                err, errlen);
-    struct vr_leaves l = {.created_on = when, .assertion = "proximity", .serial = b->serial,
-                          .nonce = nonce, .proximity = prox};
+    struct vr_leaves l = {.created_on = when, .assertion = "proximity",
+                          .serial = pvr_serial_text(b, o, serial), .nonce = nonce,
+                          .proximity = prox, .voucher_root = o->voucher_root};
     const struct signer *s = o->pvr_signer_cert ? &b->pvr_signer : &b->pledge;
     struct sign_opts so = {.id_data = o->econtent_id_data, .corrupt = o->corrupt_pvr_signature};
     if (rc == 0)
@@ -480,8 +542,23 @@ static int rvr_idevid_issuer(const struct build *b, const struct brski_client_op
     const ASN1_OCTET_STRING *kid;
 
     *out = NULL;
-    if (o->idevid_issuer_value) {
+    if (o->idevid_issuer_value && o->idevid_issuer_form == BRSKI_ISSUER_NAME_TEXT) {
+        *out = strndup((const char *)o->idevid_issuer_value, o->idevid_issuer_len);
+    } else if (o->idevid_issuer_value) {
         *out = base64_encode(o->idevid_issuer_value, o->idevid_issuer_len, false);
+    } else if (o->idevid_issuer && o->idevid_issuer_form == BRSKI_ISSUER_NAME_DER) {
+        unsigned char *der = NULL;
+        int n = i2d_X509_NAME(X509_get_issuer_name(b->pledge.cert), &der);
+        *out = n > 0 ? base64_encode(der, (size_t)n, false) : NULL;
+        OPENSSL_free(der);
+    } else if (o->idevid_issuer && o->idevid_issuer_form == BRSKI_ISSUER_NAME_TEXT) {
+        BIO *mem = BIO_new(BIO_s_mem());
+        char *data;
+        long n = mem ? X509_NAME_print_ex(mem, X509_get_issuer_name(b->pledge.cert), 0,
+                                          XN_FLAG_ONELINE) : -1;
+        n = n >= 0 ? BIO_get_mem_data(mem, &data) : -1;
+        *out = n >= 0 ? strndup(data, (size_t)n) : NULL;
+        BIO_free(mem);
     } else if (o->idevid_issuer) {
         if (!(kid = X509_get0_authority_key_id(b->pledge.cert)))
             return fail(err, errlen, "%s: the IDevID has no Authority Key Identifier keyIdentifier",
@@ -501,7 +578,7 @@ static int rvr_nonce(const struct build *b, const struct brski_client_opts *o, c
         if (o->rvr_nonce_len > BRSKI_NONCE_MAX)
             return fail(err, errlen, "rvr_nonce_len is over %d", BRSKI_NONCE_MAX);
         *out = encode_nonce(o->rvr_nonce, o->rvr_nonce_len, o);
-    } else if (b->has_nonce) {
+    } else if (b->has_nonce && !o->registrar_omits_nonce) {
         *out = encode_nonce(b->nonce, b->nonce_len, o);
     } else {
         return 0;
@@ -523,7 +600,8 @@ static int build_rvr(const struct build *b, const struct brski_client_opts *o,
     if (rc == 0)
         rc = rvr_nonce(b, o, &nonce, err, errlen);
     struct vr_leaves l = {.created_on = when, .serial = o->rvr_serial ? o->rvr_serial : b->serial,
-                          .idevid_issuer = issuer, .nonce = nonce, .prior_pvr = prior};
+                          .idevid_issuer = issuer, .nonce = nonce, .prior_pvr = prior,
+                          .voucher_root = o->voucher_root};
     struct sign_opts so = {.id_data = o->econtent_id_data, .corrupt = o->corrupt_rvr_signature};
     if (rc == 0)
         rc = sign_vr(&l, &b->registrar, so, der, len, err, errlen);
@@ -543,6 +621,7 @@ int brski_build_rvr(const struct brski_client_opts *o, unsigned char **der, size
     last_nonce_len = 0;
     last_has_nonce = false;
     last_serial[0] = '\0';
+    last_nonce_text[0] = '\0';
     ERR_clear_error();
     int rc = build_load(&b, o, err, errlen);
     if (rc == 0)
@@ -559,6 +638,11 @@ const unsigned char *brski_last_nonce(size_t *len)
 {
     *len = last_nonce_len;
     return last_has_nonce ? last_nonce : NULL;
+}
+
+const char *brski_last_nonce_text(void)
+{
+    return last_has_nonce ? last_nonce_text : NULL;
 }
 
 const char *brski_last_serial(void)

@@ -16,6 +16,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* How idevid-issuer is written (RFC 8366 §5.3 wants the AKI; deployed
+ * registrars send the issuer Name, as DER or as printable text). */
+enum brski_issuer_form {
+    BRSKI_ISSUER_AKI,             /* the IDevID's Authority Key Identifier keyIdentifier */
+    BRSKI_ISSUER_NAME_DER,        /* the IDevID's issuer Name, DER, base64 */
+    BRSKI_ISSUER_NAME_TEXT,       /* X509_NAME_print_ex(XN_FLAG_ONELINE), as a plain string */
+};
+
 struct brski_client_opts {
     const char *pledge_cert;      /* PEM: IDevID certificate first (chain may follow) */
     const char *pledge_key;       /* PEM private key; unused when pvr_signer_key is set */
@@ -33,12 +41,18 @@ struct brski_client_opts {
     const unsigned char *rvr_nonce; /* non-NULL: this nonce in the RVR instead of the PVR's */
     size_t rvr_nonce_len;         /* 0..BRSKI_NONCE_MAX */
     bool idevid_issuer;           /* put idevid-issuer (the IDevID's AKI keyIdentifier) in the RVR */
-    const unsigned char *idevid_issuer_value; /* non-NULL: these bytes instead (implies idevid_issuer) */
+    const unsigned char *idevid_issuer_value; /* non-NULL: these bytes instead (implies idevid_issuer),
+                                   * base64, or as they are with BRSKI_ISSUER_NAME_TEXT */
     size_t idevid_issuer_len;
     /* deployed-client quirks masad must tolerate (RFC 8995 Appendix C style) */
     bool econtent_id_data;        /* eContentType id-data (1.2.840.113549.1.7.1) for both */
     bool nonce_base64url;         /* nonces (PVR and RVR) as unpadded base64url text */
     bool created_on_date_only;    /* created-on (PVR and RVR) as "YYYY-MM-DD" */
+    bool voucher_root;            /* root "ietf-voucher:voucher" in the PVR and the RVR */
+    enum brski_issuer_form idevid_issuer_form; /* with idevid_issuer */
+    bool serial_case;             /* the PVR's serial-number in the other letter case (the RVR's
+                                   * stays the IDevID's) */
+    bool registrar_omits_nonce;   /* the RVR leaves the PVR's nonce out (RFC 8995 §5.5 MAY) */
     /* faults for refusal tests */
     bool corrupt_rvr_signature;   /* flip a byte of the RVR's signature value */
     bool corrupt_pvr_signature;
@@ -60,6 +74,10 @@ int brski_build_rvr(const struct brski_client_opts *o, unsigned char **der, size
  * had none. Valid until the thread's next build. */
 const unsigned char *brski_last_nonce(size_t *len);
 
+/* The nonce's text as the PVR wrote it (what a pledge compares the
+ * voucher's with), or NULL. Valid until the thread's next build. */
+const char *brski_last_nonce_text(void);
+
 /* The serial-number that was put in the PVR by this thread's last build
  * ("" before any). Valid until the thread's next build. */
 const char *brski_last_serial(void);
@@ -71,6 +89,11 @@ int brski_verify_voucher(const unsigned char *der, size_t len, const char *masa_
 
 /* Standard padded base64 (RFC 4648 §4) of in, malloc'd; NULL when out of memory. */
 char *brski_base64(const unsigned char *in, size_t len);
+
+/* A body as EST sends it: base64 in lines of 64 characters ending CRLF, malloc'd. */
+char *brski_base64_lines(const unsigned char *in, size_t len);
+/* Decodes base64 text, line breaks allowed; malloc'd, NULL when it is not base64. */
+unsigned char *brski_unbase64(const unsigned char *text, size_t len, size_t *out_len);
 
 /* The string value of leaf in {"ietf-voucher:voucher": {...}} (malloc'd), or
  * NULL when json does not parse, the leaf is absent or is not a string. */
