@@ -4,6 +4,7 @@
 #   masad_owner    LOGIN, owns the database and its schema (masad migrate)
 #   masad_runtime  NOLOGIN group that the migrations grant to
 #   masad_app      LOGIN, member of masad_runtime (masad serve)
+# and the event triggers of deploy/dev/audit-guard.sql in database masad.
 # Then runs the server in the foreground, reachable from the compose network
 # with passwords (scram-sha-256). Environment (required on the first start):
 #   MASAD_OWNER_DB_PASSWORD, MASAD_APP_DB_PASSWORD
@@ -40,6 +41,9 @@ CREATE DATABASE masad OWNER masad_owner;
 ALTER SCHEMA public OWNER TO masad_owner;
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 SQL
+    # the append-only triggers out of the schema owner's reach (docs/audit.md)
+    psql -X -q -v ON_ERROR_STOP=1 -h "$sock" -U postgres -d masad \
+        -f /usr/local/share/masad/audit-guard.sql
     pg_ctl -D "$PGDATA" -w -m fast stop >/dev/null
     rmdir "$sock"
     say "database masad with roles masad_owner, masad_runtime, masad_app"
