@@ -104,6 +104,8 @@ static void maybe_probe(struct job_pool *p, struct job_ctx *ctx)
     if (now - claimed < PROBE_INTERVAL_MS ||
         !atomic_compare_exchange_strong(&p->ready->claimed_at_ms, &claimed, now))
         return;
+    char why[256];
+    jobs_overdue(p, why, sizeof(why)); /* logs a stuck thread even when no probe asks */
     struct masad_error err;
     bool db = store_ping(ctx->db, &err) == 0;
     bool hsm = crypto_signer_probe(ctx->signer) == 0;
@@ -184,7 +186,6 @@ static void run_job(struct job_ctx *ctx, struct job_slot *slot, struct job *j)
     slot_enter(slot, j);
     edge_routes[j->route].handler(ctx, &j->request, &res);
     slot_leave(slot);
-    metrics_job_thread_state(false, store_connected(ctx->db));
     keep_response(j, &res);
     arena_reset(ctx->arena);
     log_set_request(NULL, NULL); /* the id lives in the job, which the loop frees */
@@ -251,8 +252,6 @@ static void *job_thread(void *arg)
             run_job(&ctx, slot, j);
         if (closed)
             break;
-        char why[256];
-        jobs_overdue(p, why, sizeof(why)); /* logs a stuck thread even when no probe asks */
         maybe_probe(p, &ctx);
         maybe_checkpoint(p, &ctx);
         metrics_job_thread_state(false, store_connected(ctx.db));
