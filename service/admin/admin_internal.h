@@ -7,7 +7,7 @@
 #include "admin/admin.h"
 #include "audit/audit.h"
 #include "common/json.h"
-#include "store/store.h"
+#include "store/store_pq.h"
 
 #define ADMIN_MAX_ERRORS 16
 #define ADMIN_MAX_QUERY 8

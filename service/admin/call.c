@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "admin/admin_internal.h"
-#include "common/base64.h"
+#include "common/encoding.h"
 #include "common/log.h"
 
 void call_init(struct call *c, struct job_ctx *ctx, const struct masad_request *req,
@@ -353,36 +353,6 @@ bool owner_id_valid(const char *s)
 
 /* ---- URL parts ---- */
 
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    ch = tolower(ch);
-    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-}
-
-/* RFC 3986 percent-decoding; NUL bytes and bad escapes give NULL. */
-static const char *percent_decode(struct arena *a, const char *s, size_t n)
-{
-    char *out = arena_alloc(a, n + 1), *o = out;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '%') {
-            *o++ = s[i];
-            continue;
-        }
-        if (i + 2 >= n) /* needs s[i+1] and s[i+2] */
-            return NULL;
-        int h = hexval(s[i + 1]);
-        int l = hexval(s[i + 2]);
-        if (h < 0 || l < 0 || (h == 0 && l == 0))
-            return NULL;
-        *o++ = (char)(h * 16 + l);
-        i += 2;
-    }
-    *o = 0;
-    return out;
-}
-
 const char *path_param(struct call *c, size_t i)
 {
     if (i >= c->req->param_count)
@@ -488,16 +458,9 @@ static const char cursor_prefix[] = "c1:";
 
 const char *make_cursor(struct call *c, const char *key)
 {
-    size_t n = strlen(cursor_prefix) + strlen(key);
     char *plain = arena_printf(c->a, "%s%s", cursor_prefix, key);
-    char *b64 = arena_alloc(c->a, 4 * ((n + 2) / 3) + 1);
-    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)plain, (int)n);
-    for (char *p = b64; *p; p++) /* base64url without padding: safe in a query */
-        *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
-    size_t len = strlen(b64);
-    while (len && b64[len - 1] == '=')
-        b64[--len] = 0;
-    return b64;
+    /* base64url without padding: safe in a query */
+    return base64url_encode(c->a, (const unsigned char *)plain, strlen(plain));
 }
 
 static const char *read_cursor(struct call *c, const char *cursor)
@@ -505,22 +468,13 @@ static const char *read_cursor(struct call *c, const char *cursor)
     size_t n = strlen(cursor);
     if (n == 0 || n > 200)
         return NULL;
-    char *b64 = arena_alloc(c->a, n + 4);
-    for (size_t i = 0; i < n; i++) {
-        char ch = cursor[i];
-        if (!isalnum((unsigned char)ch) && ch != '-' && ch != '_')
-            return NULL;
-        b64[i] = ch == '-' ? '+' : ch == '_' ? '/' : ch;
-    }
-    while (n % 4)
-        b64[n++] = '=';
-    unsigned char *plain = arena_alloc(c->a, n);
-    int len = EVP_DecodeBlock(plain, (const unsigned char *)b64, (int)n);
-    if (len < 0)
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)cursor[i]) && cursor[i] != '-' && cursor[i] != '_')
+            return NULL; /* base64url only, as make_cursor writes it */
+    size_t len;
+    const unsigned char *plain = base64_decode(c->a, cursor, n, &len);
+    if (!plain || memchr(plain, 0, len))
         return NULL;
-    while (len > 0 && plain[len - 1] == 0) /* DecodeBlock counts padding as zero bytes */
-        len--;
-    plain[len] = 0;
     if (strncmp((const char *)plain, cursor_prefix, strlen(cursor_prefix)) != 0)
         return NULL;
     return (const char *)plain + strlen(cursor_prefix);

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "admin/admin_internal.h"
-#include "common/base64.h"
+#include "common/encoding.h"
 
 /* RFC 9110 §8.8.3: a strong validator changes whenever the representation
  * does; a digest of the representation's bytes is one by construction. */

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "admin/admin_internal.h"
-#include "common/base64.h"
+#include "common/encoding.h"
 #include "crypto/crypto.h"
 
 #define MAX_BATCH 10000

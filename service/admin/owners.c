@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "admin/admin_internal.h"
-#include "common/base64.h"
+#include "common/encoding.h"
 #include "common/yang.h"
 #include "crypto/crypto.h"
 
@@ -232,9 +232,7 @@ static void read_signed(struct call *c, const struct json_value *v, STACK_OF(X50
     const char *onboarding = strstr((const char *)content, "onboarding-information");
     const char *redirect = strstr((const char *)content, "redirect-information");
     in->signed_onboarding = onboarding && (!redirect || onboarding < redirect) ? "true" : "false";
-    char *b64 = arena_alloc(c->a, 4 * ((len + 2) / 3) + 1);
-    EVP_EncodeBlock((unsigned char *)b64, der, (int)len);
-    in->signed_b64 = b64;
+    in->signed_b64 = base64_encode(c->a, der, len);
 }
 
 static void read_sztp(struct call *c, const struct json_value *sztp, struct owner_input *in)

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/encoding.h"
 #include "admin/admin_internal.h"
 
 static const char *const scopes[] = {"devices:read",    "devices:write", "owners:read",
@@ -129,26 +130,14 @@ int admin_token_check(const struct admin_token_args *args, char expires_at[32], 
                ? 0 : 2;
 }
 
-static void sha256_hex(const char *s, char out[65])
-{
-    unsigned char md[32];
-    unsigned int n;
-    EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL);
-    for (int i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
 /* "msd_" + base64url of 32 random bytes */
 static void new_token(char out[64])
 {
     unsigned char raw[32];
     RAND_bytes(raw, sizeof(raw));
     char b64[48];
-    EVP_EncodeBlock((unsigned char *)b64, raw, sizeof(raw));
+    size_t n = base64url_encode_to(raw, sizeof(raw), b64);
     OPENSSL_cleanse(raw, sizeof(raw));
-    size_t n = strcspn(b64, "=");
-    for (size_t i = 0; i < n; i++)
-        b64[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
     snprintf(out, 64, "msd_%.*s", (int)n, b64);
     OPENSSL_cleanse(b64, sizeof(b64));
 }
@@ -165,7 +154,7 @@ static int create_token(struct store_conn *db, struct arena *a,
 {
     char token[64], hash[65];
     new_token(token);
-    sha256_hex(token, hash);
+    sha256_hex_to(token, strlen(token), hash);
     struct masad_error e;
     PGresult *r;
     const char *params[] = {args->name, hash, args->scopes, expires_at};

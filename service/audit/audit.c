@@ -6,7 +6,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
-#include "store/store.h"
+#include "store/store_pq.h"
 
 /* The hash covers the detail's text: write it canonically (docs/audit.md:
  * no whitespace, object keys in byte order) so that an auditor can rebuild

@@ -63,7 +63,6 @@ void audit_refusal(struct store_conn *db, struct arena *a, const struct audit_ev
  * (at shutdown). Any job thread, with its own connection. */
 void audit_flush_summaries(struct store_conn *db, struct arena *a, bool all);
 
-#endif
 
 /* ---- the hash chain (docs/audit.md) ---- */
 
@@ -92,3 +91,5 @@ int audit_export_checkpoints(struct store_conn *db, FILE *out, FILE *err);
  * are text as the database gives them; NULL for SQL NULL. */
 void audit_event_hash(const char *const fields[10], const unsigned char prev[32],
                       unsigned char out[32]);
+
+#endif

@@ -4,11 +4,11 @@
 #include <string.h>
 
 #include "audit/audit.h"
-#include "common/base64.h"
+#include "common/encoding.h"
 #include "common/json.h"
 #include "common/metrics.h"
 #include "crypto/crypto.h"
-#include "store/store.h"
+#include "store/store_pq.h"
 
 #define OID_DATA "1.2.840.113549.1.7.1"
 

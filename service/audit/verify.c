@@ -9,9 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/encoding.h"
 #include "audit/audit.h"
 #include "common/json.h"
-#include "store/store.h"
+#include "store/store_pq.h"
 
 /* a checkpoint's record of one chain's head */
 struct mark {
@@ -33,14 +34,10 @@ struct verify {
     bool fault;
 };
 
+/* exactly n bytes of hex */
 static int unhex(const char *s, unsigned char *out, size_t n)
 {
-    if (!s || strlen(s) != 2 * n)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if (sscanf(s + 2 * i, "%2hhx", &out[i]) != 1)
-            return -1;
-    return 0;
+    return s && strlen(s) == 2 * n && hex_decode_to(s, out, n) == (long)n ? 0 : -1;
 }
 
 static void fault(struct verify *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -86,13 +83,9 @@ static X509_STORE *load_anchors(const char *path, FILE *out)
 /* The signed text of a checkpoint (NUL-terminated, in a), or NULL. */
 static char *signed_text(struct verify *v, struct arena *a, const char *signature_b64)
 {
-    size_t n = strlen(signature_b64);
-    unsigned char *der = arena_alloc(a, n + 1);
-    int len = EVP_DecodeBlock(der, (const unsigned char *)signature_b64, (int)n);
-    while (len > 0 && n && signature_b64[n - 1] == '=' && (n--, 1))
-        len--;
-    const unsigned char *p = der;
-    CMS_ContentInfo *cms = len > 0 ? d2i_CMS_ContentInfo(NULL, &p, len) : NULL;
+    size_t len = 0;
+    const unsigned char *p = base64_decode(a, signature_b64, strlen(signature_b64), &len);
+    CMS_ContentInfo *cms = p && len > 0 ? d2i_CMS_ContentInfo(NULL, &p, (long)len) : NULL;
     BIO *content = BIO_new(BIO_s_mem());
     char *text = NULL;
     if (cms && CMS_verify(cms, NULL, v->anchors, NULL, content, CMS_BINARY) == 1) {

@@ -5,7 +5,7 @@
 #include "brski/brski_internal.h"
 #include "common/config.h"
 #include "common/json.h"
-#include "store/store.h"
+#include "store/store_pq.h"
 
 struct log_event {
     const char *date, *domain_id, *nonce, *assertion;

@@ -8,13 +8,13 @@
 #include <strings.h>
 
 #include "audit/audit.h"
-#include "common/base64.h"
+#include "common/encoding.h"
 #include "brski/brski_internal.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "crypto/crypto.h"
-#include "store/store.h"
+#include "store/store_pq.h"
 
 #define MEDIA_TYPE "application/voucher-cms+json" /* RFC 8995 §8.3 */
 
@@ -41,15 +41,6 @@ bool brski_refuse(struct brski_call *c, int status, const char *fmt, ...)
                   c->registrar_known);
     response_text(c->res, c->a, status, reason);
     return false;
-}
-
-/* "type/subtype" equal to want, parameters ignored */
-static bool media_type_is(const char *value, const char *want)
-{
-    size_t n = strcspn(value, ";");
-    while (n && value[n - 1] == ' ')
-        n--;
-    return n == strlen(want) && !strncasecmp(value, want, n);
 }
 
 /* RFC 8995 §5.6: 406 when the registrar accepts nothing masad can answer */
@@ -275,7 +266,7 @@ static bool unwrap_body(struct brski_call *c, struct brski_claim *claim)
     char *text = arena_alloc(c->a, req->body_len + 1);
     size_t n = 0;
     for (size_t i = 0; i < req->body_len; i++)
-        if (!strchr(" \t\r\n", req->body[i]) || !req->body[i])
+        if (!memchr(" \t\r\n", req->body[i], 4))
             text[n++] = (char)req->body[i];
     text[n] = 0;
     unsigned char *der = base64_decode(c->a, text, n, &claim->rvr_der_len);

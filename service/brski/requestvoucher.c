@@ -7,12 +7,13 @@
 
 #include "audit/audit.h"
 #include "brski/brski_internal.h"
-#include "common/base64.h"
+#include "common/encoding.h"
 #include "common/config.h"
 #include "common/json.h"
 #include "common/metrics.h"
 #include "crypto/crypto.h"
-#include "store/store.h"
+#include "store/store_pq.h"
+#include "store/vouchers.h"
 
 /* What the MASA decided to issue. */
 struct decision {
@@ -170,17 +171,16 @@ static bool issue(struct brski_call *c, const struct brski_claim *claim, const s
     if (voucher_issue_echoing(c->ctx->yang, c->ctx->signer, c->a, &t, nonce_text, &cms, &cms_len,
                               &json, &err) != 0)
         return brski_refuse(c, err.status, "%s", err.message);
-    const char *params[] = {c->serial, d->owner, "brski", d->assertion,
-                            claim->rvr.nonce ? hex_encode(c->a, claim->rvr.nonce, claim->rvr.nonce_len) : NULL,
-                            /* to the microsecond: renewals compare it with ownership changes */
-                            arena_printf(c->a, "%lld.%06ld", (long long)now, clock.tv_nsec / 1000),
-                            t.expires_on ? arena_printf(c->a, "%lld", (long long)t.expires_on) : NULL,
-                            cert_sha256(c->a, d->pinned), id, c->actor + strlen("registrar:"),
-                            hex_encode(c->a, cms, cms_len),
-                            hex_encode(c->a, claim->rvr_der, claim->rvr_der_len)};
+    struct store_voucher v = {c->serial, d->owner, "brski", d->assertion, claim->rvr.nonce,
+                              claim->rvr.nonce_len, clock, t.expires_on, {0}, id,
+                              c->actor + strlen("registrar:"), cms, cms_len, claim->rvr_der,
+                              claim->rvr_der_len};
+    unsigned char spki[32];
+    crypto_cert_digests(d->pinned, v.domain_cert_sha256, spki);
+    long long voucher_id;
     struct audit_event e = {c->actor, "voucher.issue", c->serial, d->owner, "ok",
                             issue_detail(c, d, claim, id)};
-    if (store_exec(c->ctx->db, c->a, "voucher_add", 12, params, NULL, &err) != 0 ||
+    if (store_voucher_add(c->ctx->db, c->a, &v, &voucher_id, &err) != 0 ||
         audit_append(c->ctx->db, c->a, &e, &err) != 0 || store_commit(c->ctx->db, &err) != 0)
         return brski_refuse(c, err.status, "%s", err.message);
     answer_voucher(c, cms, cms_len);

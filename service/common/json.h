@@ -36,7 +36,6 @@ bool json_utf8_valid(const char *s, size_t n);
 /* Copies the generated text into the arena (NUL-terminated) and frees g. */
 char *json_finish(yajl_gen g, struct arena *a, size_t *len);
 
-#endif
 
 /* ---- reading untrusted JSON ----
  * json_parse() builds a tree in an arena with yajl's event parser, refusing
@@ -100,3 +99,5 @@ const char *json_type_name(enum json_type t);
 void json_write_value(yajl_gen g, const struct json_value *v);
 /* The same with every object's keys in byte order: one text per value. */
 void json_write_canonical(yajl_gen g, const struct json_value *v);
+
+#endif

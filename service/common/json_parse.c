@@ -3,6 +3,7 @@
 #include <string.h>
 #include <yajl/yajl_parse.h>
 
+#include "common/encoding.h"
 #include "common/arena.h"
 #include "common/error.h"
 #include "common/json.h"
@@ -41,9 +42,7 @@ static int hex4(const unsigned char *s, size_t n)
         return -1;
     int v = 0;
     for (int i = 0; i < 4; i++) {
-        int c = s[i], d = c >= '0' && c <= '9' ? c - '0'
-                        : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                        : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int d = hex_digit(s[i]);
         if (d < 0)
             return -1;
         v = v * 16 + d;

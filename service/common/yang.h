@@ -23,7 +23,6 @@ int yang_error(const struct ly_ctx *ctx, struct masad_error *err, int status,
 const struct lysc_ext_instance *yang_data_ext(const struct ly_ctx *ctx, const char *module,
                                               const char *name);
 
-#endif
 
 /* Parses and validates text (JSON or XML) as an instance of the yang-data /
  * structure `name` of `module`. On failure err holds libyang's reason and
@@ -35,3 +34,5 @@ int yang_check_data(const struct ly_ctx *ctx, const char *module, const char *na
  * NULL when it does not parse. */
 const char *yang_convert_data(const struct ly_ctx *ctx, const char *module, const char *name,
                               LYD_FORMAT from, const char *text, LYD_FORMAT to, struct arena *a);
+
+#endif

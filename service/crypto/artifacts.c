@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/encoding.h"
 #include "crypto/crypto.h"
 
 int crypto_content_info(const char *oid, const void *data, size_t len, struct arena *a,
@@ -59,22 +60,11 @@ void crypto_password_digest(const unsigned char *salt, size_t salt_len, const ch
     EVP_MD_CTX_free(m);
 }
 
-static int unhex(const char *s, unsigned char *out, size_t cap)
-{
-    size_t n = strlen(s) / 2;
-    if (n > cap || strlen(s) % 2)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if (sscanf(s + 2 * i, "%2hhx", &out[i]) != 1)
-            return -1;
-    return (int)n;
-}
-
 bool crypto_password_matches(const char *salt_hex, const char *hash_hex, const char *password)
 {
     unsigned char salt[64] = {0}, stored[32] = {0}, md[32];
-    int sn = salt_hex ? unhex(salt_hex, salt, sizeof(salt)) : -1;
-    bool shaped = sn > 0 && hash_hex && unhex(hash_hex, stored, sizeof(stored)) == 32;
+    int sn = salt_hex ? (int)hex_decode_to(salt_hex, salt, sizeof(salt)) : -1;
+    bool shaped = sn > 0 && hash_hex && hex_decode_to(hash_hex, stored, sizeof(stored)) == 32;
     /* the digest is computed either way, so that an unknown device takes as long */
     crypto_password_digest(salt, sn > 0 ? (size_t)sn : 16, password, md);
     return CRYPTO_memcmp(md, stored, 32) == 0 && shaped;

@@ -64,7 +64,6 @@ int crypto_cms_sign(struct crypto_signer *s, struct arena *a, const void *conten
 /* Reads every certificate of a PEM file, in order. */
 STACK_OF(X509) *crypto_read_pem_certs(const char *path, struct masad_error *err);
 
-#endif
 
 /* ---- certificates from untrusted input (crypto/certs.c) ----
  * Each returns NULL / -1 with a sentence in `why` (at least 256 bytes). */
@@ -174,3 +173,5 @@ void crypto_password_digest(const unsigned char *salt, size_t salt_len, const ch
                             unsigned char out[32]);
 /* Compares in constant time; salt and hash as hex (either may be NULL). */
 bool crypto_password_matches(const char *salt_hex, const char *hash_hex, const char *password);
+
+#endif

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "common/encoding.h"
 #include "common/log.h"
 #include "edge/edge_internal.h"
 
@@ -45,13 +46,7 @@ static unsigned char *byte_sequence(struct arena *a, const char *s, size_t n, si
               c == '+' || c == '/' || pad_ok))
             return NULL;
     }
-    unsigned char *out = arena_alloc(a, n);
-    int got = EVP_DecodeBlock(out, (const unsigned char *)s + 1, (int)(n - 2));
-    if (got < 0)
-        return NULL;
-    size_t pad = (s[n - 2] == '=') + (s[n - 3] == '=');
-    *len = (size_t)got - pad;
-    return out;
+    return base64_decode(a, s + 1, n - 2, len);
 }
 
 /* DER of exactly one certificate and nothing after it */

@@ -14,7 +14,7 @@
 #include "common/log.h"
 #include "crypto/crypto.h"
 #include "edge/edge_internal.h"
-#include "store/store.h"
+#include "store/store_pq.h"
 
 static const char *subject_of(struct arena *a, const struct der_cert *c)
 {

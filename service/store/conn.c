@@ -2,6 +2,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/encoding.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "store/store_internal.h"
@@ -48,7 +49,8 @@ int store_error(PGconn *pg, const PGresult *res, struct masad_error *err, const 
 
 static int prepare_all(struct store_conn *c, struct masad_error *err)
 {
-    for (const struct store_statement *s = store_statements; s->name; s++) {
+    for (const struct store_statement *const *set = store_statement_sets; *set; set++)
+    for (const struct store_statement *s = *set; s->name; s++) {
         PGresult *r = PQprepare(c->pg, s->name, s->sql, s->nparams, NULL);
         int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
         if (!ok)
@@ -121,10 +123,19 @@ int store_ensure(struct store_conn *c, struct masad_error *err)
 
 static void clear_result(void *r) { PQclear(r); }
 
+#define PARAMS_MAX 16
+
 static PGresult *run(struct store_conn *c, const char *name, int nparams,
-                     const char *const *values)
+                     const struct store_param *params)
 {
-    return PQexecPrepared(c->pg, name, nparams, values, NULL, NULL, 0);
+    const char *values[PARAMS_MAX];
+    int lengths[PARAMS_MAX], formats[PARAMS_MAX];
+    for (int i = 0; i < nparams; i++) {
+        values[i] = params[i].value;
+        lengths[i] = params[i].len < 0 ? 0 : params[i].len;
+        formats[i] = params[i].len >= 0;
+    }
+    return PQexecPrepared(c->pg, name, nparams, values, lengths, formats, 0);
 }
 
 static bool result_ok(const PGresult *r)
@@ -133,9 +144,11 @@ static bool result_ok(const PGresult *r)
     return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
-int store_exec(struct store_conn *c, struct arena *a, const char *name, int nparams,
-               const char *const *values, PGresult **res, struct masad_error *err)
+int store_run(struct store_conn *c, struct arena *a, const char *name, int nparams,
+              const struct store_param *values, PGresult **res, struct masad_error *err)
 {
+    if (nparams > PARAMS_MAX)
+        return error_set(err, 500, "db-error", "statement %s has too many parameters", name);
     if (store_ensure(c, err) != 0)
         return -1;
     PGresult *r = run(c, name, nparams, values);
@@ -158,6 +171,30 @@ int store_exec(struct store_conn *c, struct arena *a, const char *name, int npar
     if (res)
         *res = r;
     return 0;
+}
+
+int store_exec(struct store_conn *c, struct arena *a, const char *name, int nparams,
+               const char *const *values, PGresult **res, struct masad_error *err)
+{
+    struct store_param params[PARAMS_MAX];
+    for (int i = 0; i < nparams && i < PARAMS_MAX; i++)
+        params[i] = P_TEXT(values[i]);
+    return store_run(c, a, name, nparams, params, res, err);
+}
+
+long long row_int(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+unsigned char *row_bytea(struct arena *a, const PGresult *r, int row, int col, size_t *len)
+{
+    if (PQgetisnull(r, row, col))
+        return NULL;
+    const char *v = PQgetvalue(r, row, col);
+    if (strncmp(v, "\\x", 2) != 0)
+        return NULL; /* bytea_output is hex, PostgreSQL's default since 9.0 */
+    return hex_decode(a, v + 2, len);
 }
 
 static int simple(struct store_conn *c, const char *sql, struct masad_error *err)

@@ -5,21 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/encoding.h"
 #include "common/embedded.h"
 #include "store/store_internal.h"
 
 /* Different from any lock an application would take: "masad" in ASCII. */
 #define MIGRATION_LOCK "SELECT pg_advisory_lock(469853219172)"
 #define MIGRATION_UNLOCK "SELECT pg_advisory_unlock(469853219172)"
-
-static void sha256_hex(const void *data, size_t len, char out[65])
-{
-    unsigned char md[32];
-    unsigned int n = 0;
-    EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
-    for (unsigned int i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
 
 /* NNNN_name.sql: four digits, an underscore, lower-case words. */
 static int parse_name(const char *name, int *version)
@@ -83,7 +75,7 @@ static int add(struct migration **m, size_t *count, const char *name, char *sql,
     e->version = version;
     e->name = strdup(name);
     e->sql = sql;
-    sha256_hex(sql, len, e->checksum);
+    sha256_hex_to(sql, len, e->checksum);
     return 0;
 }
 

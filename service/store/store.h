@@ -10,7 +10,6 @@
  * SQL lives only here: as named prepared statements (queries.c) and in the
  * migrations (migrate.c runs migrations/NNNN_name.sql, carried in the binary).
  */
-#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -37,11 +36,6 @@ bool store_connected(const struct store_conn *c);
 /* A round trip to the server. */
 int store_ping(struct store_conn *c, struct masad_error *err);
 
-/* Runs the prepared statement `name` with text parameters (values may hold
- * NULL for SQL NULL). The result is freed with the arena. A lost connection
- * outside a transaction is re-established and the statement retried once. */
-int store_exec(struct store_conn *c, struct arena *a, const char *name, int nparams,
-               const char *const *values, PGresult **res, struct masad_error *err);
 int store_begin(struct store_conn *c, struct masad_error *err);
 int store_commit(struct store_conn *c, struct masad_error *err);
 /* Numbers the transactions of a connection (begun with store_begin), so that
@@ -51,10 +45,6 @@ unsigned long store_transaction(const struct store_conn *c);
 /* A read-only transaction that sees one snapshot throughout (REPEATABLE READ). */
 int store_begin_snapshot(struct store_conn *c, struct masad_error *err);
 void store_rollback(struct store_conn *c);
-
-/* A PostgreSQL array literal ({"a","b",NULL}) of n strings, in `a`; NULL
- * items are SQL NULLs. For passing whole batches as one text[] parameter. */
-char *store_text_array(struct arena *a, const char *const *items, size_t n);
 
 /* Refuses (naming what is missing) when the database at url lacks a
  * migration that this binary carries. Newer schemas (applied by a newer

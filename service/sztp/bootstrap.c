@@ -5,13 +5,14 @@
 #include <time.h>
 
 #include "audit/audit.h"
-#include "common/base64.h"
+#include "common/encoding.h"
 #include "common/config.h"
 #include "common/json.h"
 #include "common/metrics.h"
 #include "common/yang.h"
 #include "crypto/crypto.h"
-#include "store/store.h"
+#include "store/store_pq.h"
+#include "store/vouchers.h"
 #include "sztp/sztp_internal.h"
 #include "voucher/voucher.h"
 
@@ -167,18 +168,15 @@ static const char *ownership_voucher(struct sztp_call *c, X509 *pinned, struct a
     if (voucher_issue(c->ctx->yang, c->ctx->signer, c->a, &t, &cms, &cms_len, &json, &err) != 0)
         return NULL;
     const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(pinned);
-    const char *params[] = {c->serial, c->owner, "sztp", "verified",
-                            ans->nonce ? hex_encode(c->a, ans->nonce, ans->nonce_len) : NULL,
-                            arena_printf(c->a, "%lld", (long long)now),
-                            ans->nonce ? NULL : arena_printf(c->a, "%lld", (long long)t.expires_on),
-                            pinned_sha,
-                            ski ? base64_encode(c->a, ASN1_STRING_get0_data(ski),
-                                                (size_t)ASN1_STRING_length(ski))
-                                : base64_encode(c->a, spki, 32),
-                            NULL, hex_encode(c->a, cms, cms_len), NULL};
-    if (store_exec(c->ctx->db, c->a, "voucher_add", 12, params, &r, &err) != 0)
+    struct store_voucher v = {c->serial, c->owner, "sztp", "verified", ans->nonce, ans->nonce_len,
+                              {now, 0}, ans->nonce ? 0 : t.expires_on, {0},
+                              ski ? base64_encode(c->a, ASN1_STRING_get0_data(ski),
+                                                  (size_t)ASN1_STRING_length(ski))
+                                  : base64_encode(c->a, spki, 32),
+                              NULL, cms, cms_len, NULL, 0};
+    memcpy(v.domain_cert_sha256, md, 32);
+    if (store_voucher_add(c->ctx->db, c->a, &v, &ans->voucher_id, &err) != 0)
         return NULL;
-    ans->voucher_id = atoll(PQgetvalue(r, 0, 0));
     return base64_encode(c->a, cms, cms_len);
 }
 

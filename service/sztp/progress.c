@@ -4,10 +4,10 @@
 #include <string.h>
 
 #include "audit/audit.h"
-#include "common/base64.h"
+#include "common/encoding.h"
 #include "common/json.h"
 #include "crypto/crypto.h"
-#include "store/store.h"
+#include "store/store_pq.h"
 #include "sztp/sztp_internal.h"
 
 /* Bounds on what a device may have kept (RFC 8572 §7.3 sets none). */

@@ -7,24 +7,16 @@
 #include <strings.h>
 
 #include "audit/audit.h"
-#include "common/base64.h"
+#include "common/encoding.h"
 #include "common/json.h"
 #include "common/metrics.h"
 #include "common/yang.h"
 #include "crypto/crypto.h"
-#include "store/store.h"
+#include "store/store_pq.h"
 #include "sztp/sztp_internal.h"
 
 #define MODULE "ietf-sztp-bootstrap-server"
 #define NAMESPACE "urn:ietf:params:xml:ns:yang:ietf-sztp-bootstrap-server"
-
-static bool media_type_is(const char *value, const char *want)
-{
-    size_t n = strcspn(value, ";");
-    while (n && value[n - 1] == ' ')
-        n--;
-    return n == strlen(want) && !strncasecmp(value, want, n);
-}
 
 static const char *xml_escape(struct arena *a, const char *s)
 {

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/base64.h"
+#include "common/encoding.h"
 #include "common/json.h"
 #include "common/yang.h"
 #include "crypto/crypto.h"

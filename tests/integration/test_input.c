@@ -520,10 +520,8 @@ Test(batch, hostile_batches_cost_bounded_memory, .init = start_without_quarantin
 /* The plan of a statement of the service, as it would run with these parameters. */
 static char *plan_of(const char *statement, const char *args)
 {
-    const struct store_statement *s = store_statements;
-    while (s->name && strcmp(s->name, statement))
-        s++;
-    cr_assert(s->name, "no statement %s", statement);
+    const struct store_statement *s = store_statement_find(statement);
+    cr_assert(s, "no statement %s", statement);
     PGconn *c = PQconnectdb(proc.db.owner_url);
     cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
     PGresult *r = PQprepare(c, "s", s->sql, 0, NULL);
