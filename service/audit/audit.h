@@ -59,6 +59,16 @@ const char *audit_bounded(struct arena *a, const char *s, size_t max);
 void audit_refusal(struct store_conn *db, struct arena *a, const struct audit_event *e,
                    const char *source, bool authenticated);
 
+struct refusal;
+
+/* A protocol request's refusal r, recorded through audit_refusal (after
+ * rolling back): the event's detail holds status, reason and peer, then the
+ * pairs of `more` (key, value, ..., NULL; NULL for none). 503s (the
+ * database or HSM is away) are not recorded. */
+void audit_refuse(struct store_conn *db, struct arena *a, const struct refusal *r,
+                  const char *actor, const char *serial, const char *owner, const char *peer,
+                  bool authenticated, const char *const *more);
+
 /* Writes the summaries whose window has ended; all of them when `all`
  * (at shutdown). Any job thread, with its own connection. */
 void audit_flush_summaries(struct store_conn *db, struct arena *a, bool all);

@@ -7,6 +7,7 @@
 
 #include "audit/audit.h"
 #include "common/json.h"
+#include "common/refusal.h"
 #include "common/log.h"
 #include "store/store.h"
 
@@ -138,6 +139,22 @@ void audit_refusal(struct store_conn *db, struct arena *a, const struct audit_ev
             return;
     }
     write_refusal(db, a, e);
+}
+
+void audit_refuse(struct store_conn *db, struct arena *a, const struct refusal *r,
+                  const char *actor, const char *serial, const char *owner, const char *peer,
+                  bool authenticated, const char *const *more)
+{
+    yajl_gen g = json_gen_new();
+    json_open(g);
+    json_kv_int(g, "status", r->status);
+    json_kv_str(g, "reason", r->sentence);
+    for (const char *const *m = more; m && m[0]; m += 2)
+        json_kv_str(g, m[0], m[1]);
+    json_kv_str(g, "peer", peer);
+    json_close(g);
+    struct audit_event e = {actor, r->action, serial, owner, "refused", json_finish(g, a, NULL)};
+    audit_refusal(db, a, r->status != 503 ? &e : NULL, peer, authenticated);
 }
 
 static void write_summary(struct store_conn *db, struct arena *a, const struct summary *s)

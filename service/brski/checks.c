@@ -12,6 +12,7 @@
 #include "brski/brski_internal.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/refusal.h"
 #include "common/metrics.h"
 #include "crypto/crypto.h"
 #include "store/store_pq.h"
@@ -27,18 +28,11 @@ bool brski_refuse(struct brski_call *c, int status, const char *fmt, ...)
     va_end(ap);
     if (!strcmp(c->action, "voucher.refuse"))
         metrics_voucher("brski", status);
-    yajl_gen g = json_gen_new();
-    json_open(g);
-    json_kv_int(g, "status", status);
-    json_kv_str(g, "reason", reason);
-    json_kv_str(g, "peer", c->req->peer);
-    json_close(g);
-    struct audit_event e = {c->actor ? c->actor : "registrar:unidentified", c->action, c->serial,
-                            c->owner, "refused", json_finish(g, c->a, NULL)};
+    struct refusal r = {status, reason, c->action};
     /* a registrar counts as authenticated once its chain reached a registered
      * owner's domain certificate; before that its subject is its own claim */
-    audit_refusal(c->ctx->db, c->a, status != 503 ? &e : NULL, c->req->peer,
-                  c->registrar_known);
+    audit_refuse(c->ctx->db, c->a, &r, c->actor ? c->actor : "registrar:unidentified", c->serial,
+                 c->owner, c->req->peer, c->registrar_known, NULL);
     response_text(c->res, c->a, status, reason);
     return false;
 }

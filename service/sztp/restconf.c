@@ -10,6 +10,7 @@
 #include "common/encoding.h"
 #include "common/json.h"
 #include "common/metrics.h"
+#include "common/refusal.h"
 #include "common/yang.h"
 #include "crypto/crypto.h"
 #include "store/store_pq.h"
@@ -80,18 +81,11 @@ bool sztp_error(struct sztp_call *c, int status, const char *type, const char *t
     write_error(c, status, type, tag, message);
     if (status == 401)
         response_add_header(c->res, "www-authenticate", "Basic realm=\"masad\"");
-    yajl_gen g = json_gen_new();
-    json_open(g);
-    json_kv_int(g, "status", status);
-    json_kv_str(g, "reason", message);
-    json_kv_str(g, "rpc", c->rpc);
-    json_kv_str(g, "peer", c->req->peer);
-    json_close(g);
-    struct audit_event e = {c->serial ? arena_printf(c->a, "device:%s", c->serial)
-                                      : "device:unauthenticated",
-                            "sztp.refuse", c->serial, c->owner, "refused",
-                            json_finish(g, c->a, NULL)};
-    audit_refusal(c->ctx->db, c->a, status != 503 ? &e : NULL, c->req->peer, c->serial != NULL);
+    struct refusal r = {status, message, "sztp.refuse"};
+    const char *more[] = {"rpc", c->rpc, NULL};
+    audit_refuse(c->ctx->db, c->a, &r,
+                 c->serial ? arena_printf(c->a, "device:%s", c->serial) : "device:unauthenticated",
+                 c->serial, c->owner, c->req->peer, c->serial != NULL, more);
     return false;
 }
 
