@@ -51,6 +51,10 @@ struct masad_request {
      * Not verified: whoever relies on it verifies it. */
     const struct der_cert *client_chain;
     size_t client_chain_len;
+    /* The same chain as TLS already decoded it (OpenSSL X509 *, in order),
+     * or NULL when the edge did not supply it; owned by the request. Saves
+     * handlers parsing the DER again. */
+    struct x509_st *const *client_x509;
     /* path segments captured by the route's {name} placeholders, in order,
      * as sent (still percent-encoded) */
     const char *params[REQUEST_MAX_PARAMS];
