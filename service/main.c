@@ -17,6 +17,7 @@
 #include "common/yang.h"
 #include "crypto/crypto.h"
 #include "edge/edge.h"
+#include "runtime/runtime.h"
 #include "store/store.h"
 #include "version.h"
 
@@ -292,6 +293,27 @@ static int load_anchors(const struct config *cfg, struct crypto_anchors **out,
     return rc;
 }
 
+/* The job runtime, then the edge in front of it; after the edge has
+ * drained, the runtime (its threads may still finish a job when requests
+ * were left unanswered, so then they get no time). */
+static int serve(const struct config *cfg, struct crypto_signer *signer,
+                 const struct crypto_anchors *idevid, const struct ly_ctx *yang)
+{
+    struct masad_error err;
+    edge_block_signals(); /* before any thread starts */
+    struct runtime *rt = runtime_start(cfg, signer, idevid, yang, &err);
+    if (!rt) {
+        log_error("%s", err.message);
+        return 1;
+    }
+    struct edge_services services = {rt, crypto_cert_subject};
+    int rc = edge_serve(cfg, &services, &err);
+    if (rc < 0)
+        log_error("%s", err.message);
+    runtime_stop(rt, rc == 1 ? 0 : 5000);
+    return rc < 0 ? 1 : rc;
+}
+
 static int cmd_serve(const struct cli *o)
 {
     struct ly_ctx *yang = NULL;
@@ -331,11 +353,7 @@ static int cmd_serve(const struct cli *o)
         log_error("idevid: %s", err.message);
         goto out;
     }
-    rc = edge_serve(cfg, signer, idevid, yang, &err);
-    if (rc < 0) {
-        log_error("%s", err.message);
-        rc = 1;
-    }
+    rc = serve(cfg, signer, idevid, yang);
 out:
     crypto_anchors_free(idevid);
     crypto_signer_free(signer);

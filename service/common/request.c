@@ -7,9 +7,15 @@
 void response_set(struct masad_response *res, struct arena *a, int status,
                   const char *content_type, const void *body, size_t len)
 {
+    response_use(res, status, content_type, body ? arena_memdup(a, body, len) : NULL, len);
+}
+
+void response_use(struct masad_response *res, int status, const char *content_type,
+                  const void *body, size_t len)
+{
     res->status = status;
     res->content_type = content_type;
-    res->body = body ? arena_memdup(a, body, len) : NULL;
+    res->body = body;
     res->body_len = body ? len : 0;
 }
 

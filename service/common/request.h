@@ -5,10 +5,14 @@
  * function of (context, parsed request) that fills a response; it runs on a
  * job thread and knows nothing of h2o, so tests call it directly.
  *
- * Memory: everything a request points to lives as long as the request.
- * Everything a handler puts in the response (body, header values) must be
- * allocated from ctx->arena, which outlives the handler until the answer
- * has been sent.
+ * Memory: ctx->arena is the request's own arena (runtime/runtime.h): it
+ * holds the request, everything the handler allocates and the response, and
+ * it is freed on the event loop once h2o has sent the answer. So the body a
+ * handler leaves in ctx->arena goes to the client without another copy, and
+ * everything a handler puts in the response (body, header values) must be
+ * allocated from ctx->arena. Cleanups it registers there (arena_defer) run
+ * on another thread than the handler's: they must not use the job thread's
+ * connection or other per-thread state.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -51,9 +55,11 @@ struct masad_request {
      * Not verified: whoever relies on it verifies it. */
     const struct der_cert *client_chain;
     size_t client_chain_len;
-    /* The same chain as TLS already decoded it (OpenSSL X509 *, in order),
-     * or NULL when the edge did not supply it; owned by the request. Saves
-     * handlers parsing the DER again. */
+    /* The same chain as already decoded (OpenSSL X509 *, client_chain_len
+     * of them, in the same order): by the TLS handshake, or while checking
+     * RFC 9440 headers. NULL when there is no chain (or the edge did not
+     * supply it). Owned by the request (released with its arena): borrow,
+     * X509_up_ref to keep. Saves handlers parsing the DER again. */
     struct x509_st *const *client_x509;
     /* path segments captured by the route's {name} placeholders, in order,
      * as sent (still percent-encoded) */
@@ -97,6 +103,11 @@ typedef void (*request_handler)(struct job_ctx *ctx, const struct masad_request 
 /* Helpers for handlers: they copy into ctx->arena. */
 void response_set(struct masad_response *res, struct arena *a, int status,
                   const char *content_type, const void *body, size_t len);
+/* The same without a copy, for a body already in ctx->arena (a signed CMS
+ * made there) or static: it is sent from where it is. Never a buffer that
+ * another request or thread may free (a cache entry): copy that. */
+void response_use(struct masad_response *res, int status, const char *content_type,
+                  const void *body, size_t len);
 void response_text(struct masad_response *res, struct arena *a, int status, const char *text);
 void response_add_header(struct masad_response *res, const char *name, const char *value);
 /* RFC 9457 problem+json; `title` is the status's reason phrase. */

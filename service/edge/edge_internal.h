@@ -6,8 +6,10 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "common/clock.h"
 #include "common/request.h"
 #include "edge/edge.h"
+#include "runtime/runtime.h"
 
 /* How a route words its errors (404, 405, 413, 503 from the edge). */
 enum error_style { ERRORS_PLAIN, ERRORS_PROBLEM };
@@ -53,53 +55,18 @@ void route_params(const struct route *r, const char *path, size_t path_len, stru
 /* The largest body of the listener's routes: its h2o limit. */
 size_t route_max_body(enum listener_kind listener);
 
-/* ---- jobs.c: the bounded queue and the job threads ---- */
+/* ---- handler.c: a request handed to the job threads ---- */
 struct job {
-    struct job *next;
+    struct runtime_job run;     /* the runtime's part: handler, request, response, arena */
     h2o_multithread_message_t message;
     struct edge_loop *loop;
-    h2o_req_t *req;             /* NULL once the client has gone */
-    atomic_bool client_gone;    /* the same, for the job threads: drop the job */
+    h2o_req_t *req;             /* NULL once the client has gone (run.cancelled too) */
     struct job **req_slot;      /* in req->pool; cleared when answered */
     unsigned route;
     long long started_us;
     bool identity_from_headers; /* RFC 9440: the answer must not be cached */
-    struct arena *arena;        /* request copies and the response */
     const char *client_subject;
-    struct masad_request request;
-    struct masad_response response;
 };
-
-struct readiness {
-    _Atomic long long probed_at_ms;   /* monotonic; 0: never */
-    atomic_bool db_ok;
-    atomic_bool hsm_ok;
-    _Atomic long long claimed_at_ms;  /* a thread has taken the next probe */
-    atomic_int reported;              /* the last state logged: enum readiness_state */
-};
-
-enum readiness_state {
-    READINESS_UNKNOWN, READINESS_READY, READINESS_STALE, READINESS_NO_DATABASE, READINESS_NO_SIGNER
-};
-/* Logs a change of readiness once: a loss with why (may be NULL), then its
- * recovery. Any thread. */
-void edge_readiness_report(struct readiness *r, enum readiness_state state, const char *why);
-
-struct job_pool;
-struct job_pool *jobs_start(const struct config *cfg, struct crypto_signer *signer,
-                            const struct crypto_anchors *idevid, const struct ly_ctx *yang,
-                            struct readiness *ready, struct masad_error *err);
-/* 0 when queued; -1 when the queue is full. */
-int jobs_push(struct job_pool *p, struct job *j);
-long jobs_queue_depth(struct job_pool *p);
-/* The number of job threads running one job longer than
- * service/job-time-limit, and in why the reason of the last one. Logs each
- * such job once (route and request id). Any thread may call it. */
-int jobs_overdue(struct job_pool *p, char *why, size_t why_len);
-/* Closes the queue and joins the threads that finish within timeout_ms. */
-void jobs_stop(struct job_pool *p, long timeout_ms);
-/* Sends a finished job back to its loop (called by job threads). */
-void edge_job_done(struct job *j);
 
 /* ---- resets.c: HTTP/2 rapid reset ---- */
 #define EDGE_RESET_SLOTS 64
@@ -156,28 +123,34 @@ struct edge {
     int listen_fd[2];
     struct edge_loop *loops;
     unsigned loop_count;
-    struct job_pool *jobs;
-    struct readiness ready;
+    struct runtime *runtime;         /* runs the jobs (main.c starts and stops it) */
+    edge_cert_subject *cert_subject; /* edge_services' */
     atomic_long in_flight;           /* handed to the job threads, not yet answered */
     atomic_bool stopping;
     unsigned boot_id;
 };
 
-long long edge_now_us(void);
-long long edge_now_ms(void);
-
 /* ---- tls.c ---- */
 SSL_CTX *edge_tls_context(const struct config *cfg, struct masad_error *err);
 /* The TLS session behind a request, or NULL (plain or not ours). */
 SSL *edge_tls_session(h2o_req_t *req, SSL_CTX *expected);
-/* The client certificate chain as DER copies in `a`, leaf first. */
-size_t edge_client_chain(SSL *ssl, struct arena *a, struct der_cert **out);
-/* The leaf's subject as an RFC 2253 string in `a`, or NULL. */
-const char *edge_client_subject(SSL *ssl, struct arena *a);
+/* The client certificate chain, leaf first, twice in `a`: as DER copies
+ * (der) and as the X509s the handshake decoded (x509: references released
+ * with `a`). Returns their count; 0 (and NULLs) without a certificate. */
+size_t edge_client_chain(SSL *ssl, struct arena *a, struct der_cert **der,
+                         struct x509_st *const **x509);
+/* X509_free for arena_defer */
+void edge_release_x509(void *x);
+/* The leaf's subject (edge->cert_subject) in `a`, or NULL. */
+const char *edge_client_subject(const struct edge *edge, SSL *ssl, struct arena *a);
 
 /* ---- proxy.c ---- */
 bool edge_proxy_line_seen(h2o_req_t *req);
-int edge_client_cert_headers(h2o_req_t *req, struct arena *a, struct der_cert **out, size_t *count);
+/* RFC 9440 §2: the chain from Client-Cert and Client-Cert-Chain, as DER
+ * (out) and decoded (x509), both in `a`. 1 when the headers gave a chain, 0
+ * when absent, -1 when malformed. */
+int edge_client_cert_headers(h2o_req_t *req, struct arena *a, struct der_cert **out,
+                             struct x509_st *const **x509, size_t *count);
 
 /* ---- handler.c ---- */
 h2o_handler_t *edge_handler_register(h2o_pathconf_t *pathconf, enum listener_kind listener);
@@ -192,15 +165,5 @@ void edge_openapi(struct edge_loop *loop, h2o_req_t *req, const struct edge_answ
 
 /* Registers each route's (name, method) as its metrics labels. */
 void route_metrics_init(void);
-
-/* ---- test_routes.c (test builds only) ---- */
-#ifdef MASAD_TEST_ROUTES
-void test_identity(struct job_ctx *ctx, const struct masad_request *req, struct masad_response *res);
-void test_echo(struct job_ctx *ctx, const struct masad_request *req, struct masad_response *res);
-void test_sleep(struct job_ctx *ctx, const struct masad_request *req, struct masad_response *res);
-void test_db(struct job_ctx *ctx, const struct masad_request *req, struct masad_response *res);
-void test_log(struct job_ctx *ctx, const struct masad_request *req, struct masad_response *res);
-void test_sign(struct job_ctx *ctx, const struct masad_request *req, struct masad_response *res);
-#endif
 
 #endif

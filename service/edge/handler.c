@@ -59,10 +59,32 @@ static void add_header(h2o_req_t *req, const char *name, const char *value)
                           v.len);
 }
 
+static void free_arena(void *p)
+{
+    arena_free(*(struct arena **)p);
+}
+
+/* The body without a copy: `owner` (which holds it) becomes the request's
+ * and is freed when h2o disposes of the request, which is after its last
+ * byte was written (HTTP/1.1) or framed (HTTP/2, even when flow control
+ * delays it). A HEAD request gets no body (RFC 9110 §9.3.2), as
+ * h2o_send_inline does. */
+static void send_body_of(h2o_req_t *req, const struct masad_response *r, struct arena *owner)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    struct arena **held = h2o_mem_alloc_shared(&req->pool, sizeof(*held), free_arena);
+    *held = owner;
+    h2o_iovec_t body = h2o_iovec_init(r->body, r->body_len);
+    bool head = h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD"));
+    h2o_start_response(req, &generator);
+    h2o_send(req, &body, head || !r->body_len ? 0 : 1, H2O_SEND_STATE_FINAL);
+}
+
 /* Every answer leaves through here: headers, body, access log, metrics.
- * A HEAD request gets the headers its GET would get, without the body
- * (RFC 9110 §9.3.2; h2o_send_inline leaves the body out). */
-static void send_answer(h2o_req_t *req, const struct edge_answer *a, const struct masad_response *r)
+ * owner NULL: h2o copies the body (small answers of the loop's own);
+ * else the body lives in owner, which this takes (send_body_of). */
+static void send_answer(h2o_req_t *req, const struct edge_answer *a, const struct masad_response *r,
+                        struct arena *owner)
 {
     req->res.status = r->status;
     req->res.reason = http_reason(r->status);
@@ -76,7 +98,7 @@ static void send_answer(h2o_req_t *req, const struct edge_answer *a, const struc
         add_header(req, "retry-after", retry);
     }
     add_header(req, "x-request-id", a->request_id);
-    long long us = edge_now_us() - a->started_us;
+    long long us = clock_monotonic_us() - a->started_us;
     char peer[INET6_ADDRSTRLEN];
     struct access_entry e = {
         a->request_id, listener_name(a->listener), NULL, req->path.base, path_length(req),
@@ -90,7 +112,10 @@ static void send_answer(h2o_req_t *req, const struct edge_answer *a, const struc
     /* without a length h2o 2.2 chunks only 200s and closes the connection
      * after any other status */
     req->res.content_length = r->body_len;
-    h2o_send_inline(req, (const char *)r->body, r->body_len);
+    if (owner)
+        send_body_of(req, r, owner);
+    else
+        h2o_send_inline(req, (const char *)r->body, r->body_len);
 }
 
 static void answer_error(h2o_req_t *req, const struct edge_answer *a, enum error_style style,
@@ -105,7 +130,7 @@ static void answer_error(h2o_req_t *req, const struct edge_answer *a, enum error
         response_text(&r, ar, status, detail);
     if (header)
         response_add_header(&r, header, value);
-    send_answer(req, a, &r);
+    send_answer(req, a, &r, NULL);
     arena_free(ar);
 }
 
@@ -128,9 +153,9 @@ static const struct config_listener *listener_config(const struct edge *edge,
  * -1: a trusted proxy sent malformed headers. */
 static int client_identity(struct job *j, h2o_req_t *req, SSL *ssl)
 {
-    struct masad_request *r = &j->request;
+    struct masad_request *r = &j->run.request;
     struct der_cert *chain;
-    r->client_chain_len = edge_client_chain(ssl, j->arena, &chain);
+    r->client_chain_len = edge_client_chain(ssl, j->run.arena, &chain, &r->client_x509);
     r->client_chain = chain;
     const struct config_listener *l = listener_config(j->loop->edge, r->listener);
     if (!l->client_cert_headers)
@@ -139,13 +164,15 @@ static int client_identity(struct job *j, h2o_req_t *req, SSL *ssl)
     socklen_t n = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
     bool trusted = n && net_prefix_match(l->cert_proxies, l->cert_proxy_count, (struct sockaddr *)&ss);
     size_t count;
-    int rc = edge_client_cert_headers(req, j->arena, &chain, &count);
+    struct x509_st *const *decoded;
+    int rc = edge_client_cert_headers(req, j->run.arena, &chain, &decoded, &count);
     if (rc != 0 && !trusted) {
         log_warn("client certificate headers from %s ignored: not a trusted proxy", r->peer);
         return 0;
     }
     if (rc == 1) {
         r->client_chain = chain;
+        r->client_x509 = decoded;
         r->client_chain_len = count;
         j->identity_from_headers = true;
     }
@@ -154,8 +181,8 @@ static int client_identity(struct job *j, h2o_req_t *req, SSL *ssl)
 
 static void copy_request(struct job *j, h2o_req_t *req, enum listener_kind listener)
 {
-    struct arena *a = j->arena;
-    struct masad_request *r = &j->request;
+    struct arena *a = j->run.arena;
+    struct masad_request *r = &j->run.request;
     r->listener = listener;
     r->method = arena_strndup(a, req->method.base, req->method.len);
     r->path = arena_strndup(a, req->path.base, path_length(req));
@@ -178,6 +205,8 @@ static void copy_request(struct job *j, h2o_req_t *req, enum listener_kind liste
     route_params(&edge_routes[j->route], req->path.base, path_length(req), a, r);
 }
 
+static void job_done(struct runtime_job *run);
+
 static void on_req_disposed(void *p)
 {
     struct job **slot = p;
@@ -186,21 +215,26 @@ static void on_req_disposed(void *p)
         return;
     edge_resets_note(j->loop, j->req);
     j->req = NULL;
-    atomic_store(&j->client_gone, true);
+    atomic_store(&j->run.cancelled, true);
 }
 
 static void hand_off(struct edge_loop *loop, h2o_req_t *req, struct edge_answer *a, SSL *ssl,
                      struct arena *ar, enum error_style style)
 {
+    const struct route *route = &edge_routes[a->route];
     struct job *j = arena_alloc(ar, sizeof(*j));
-    j->arena = ar;
+    j->run.handler = route->handler;
+    j->run.name = route->name;
+    j->run.method = route->method;
+    j->run.arena = ar;
+    atomic_init(&j->run.cancelled, false);
+    j->run.done = job_done;
     j->loop = loop;
     j->req = req;
-    atomic_init(&j->client_gone, false);
     j->route = a->route;
     j->started_us = a->started_us;
-    j->request.request_id = a->request_id;
-    j->request.trace_id = a->trace_id;
+    j->run.request.request_id = a->request_id;
+    j->run.request.trace_id = a->trace_id;
     j->client_subject = a->client_subject;
     copy_request(j, req, a->listener);
     if (client_identity(j, req, ssl) != 0) {
@@ -212,7 +246,7 @@ static void hand_off(struct edge_loop *loop, h2o_req_t *req, struct edge_answer 
     j->req_slot = h2o_mem_alloc_shared(&req->pool, sizeof(*j->req_slot), on_req_disposed);
     *j->req_slot = j;
     atomic_fetch_add(&loop->edge->in_flight, 1);
-    if (jobs_push(loop->edge->jobs, j) != 0) {
+    if (runtime_push(loop->edge->runtime, &j->run) != 0) {
         *j->req_slot = NULL;
         atomic_fetch_sub(&loop->edge->in_flight, 1);
         metrics_queue_rejected();
@@ -282,8 +316,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     struct edge *edge = loop->edge;
     struct arena *ar = arena_new();
     SSL *ssl = edge_tls_session(req, edge->ssl_ctx);
-    struct edge_answer a = {ROUTE_UNMATCHED, edge_now_us(), request_id(loop, req, ar),
-                            edge_client_subject(ssl, ar), h->listener, trace_id(req, ar)};
+    struct edge_answer a = {ROUTE_UNMATCHED, clock_monotonic_us(), request_id(loop, req, ar),
+                            edge_client_subject(edge, ssl, ar), h->listener, trace_id(req, ar)};
     log_set_request(a.request_id, a.trace_id);
     char allow[64];
     int found = route_find(h->listener, req->method.base, req->method.len, req->path.base,
@@ -343,15 +377,19 @@ void edge_on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messa
         h2o_linklist_unlink(&m->link);
         struct job *j = H2O_STRUCT_FROM_MEMBER(struct job, message, m);
         atomic_fetch_sub(&j->loop->edge->in_flight, 1);
-        if (j->req) {
-            *j->req_slot = NULL;
-            if (j->identity_from_headers) /* RFC 9440 §3: never serve it to another client */
-                response_add_header(&j->response, "cache-control", "no-store");
-            struct edge_answer a = {j->route, j->started_us, j->request.request_id,
-                                    j->client_subject, j->request.listener, j->request.trace_id};
-            send_answer(j->req, &a, &j->response);
+        if (!j->req) {
+            arena_free(j->run.arena);
+            continue;
         }
-        arena_free(j->arena);
+        *j->req_slot = NULL;
+        if (j->identity_from_headers) /* RFC 9440 §3: never serve it to another client */
+            response_add_header(&j->run.response, "cache-control", "no-store");
+        struct masad_request *r = &j->run.request;
+        struct edge_answer a = {j->route, j->started_us, r->request_id, j->client_subject,
+                                r->listener, r->trace_id};
+        /* the job (in its own arena) and the body the handler left there go
+         * to the request: h2o sends the body from where the handler wrote it */
+        send_answer(j->req, &a, &j->run.response, j->run.arena);
     }
 }
 
@@ -384,7 +422,7 @@ static bool accepts_gzip(const char *value)
  * job thread so that the loop never compresses). */
 static void gzip_body(struct job *j)
 {
-    struct masad_response *r = &j->response;
+    struct masad_response *r = &j->run.response;
     h2o_mem_pool_t pool;
     h2o_mem_init_pool(&pool);
     h2o_compress_context_t *z = h2o_compress_gzip_open(&pool, 1);
@@ -393,7 +431,7 @@ static void gzip_body(struct job *j)
     z->transform(z, &in, 1, H2O_SEND_STATE_FINAL, &out, &count);
     for (size_t i = 0; i < count; i++)
         total += out[i].len;
-    unsigned char *body = arena_alloc(j->arena, total ? total : 1);
+    unsigned char *body = arena_alloc(j->run.arena, total ? total : 1);
     for (size_t i = 0, at = 0; i < count; at += out[i].len, i++)
         memcpy(body + at, out[i].base, out[i].len);
     h2o_mem_clear_pool(&pool);
@@ -402,12 +440,14 @@ static void gzip_body(struct job *j)
     response_add_header(r, "content-encoding", "gzip");
 }
 
-void edge_job_done(struct job *j)
+/* runtime_job.done, on the job thread: back to the loop that owns req. */
+static void job_done(struct runtime_job *run)
 {
-    struct masad_response *r = &j->response;
+    struct job *j = H2O_STRUCT_FROM_MEMBER(struct job, run, run);
+    struct masad_response *r = &run->response;
     if (r->compressible && r->status == 200) {
         response_add_header(r, "vary", "accept-encoding");
-        if (r->body_len && j->request.accept_encoding && accepts_gzip(j->request.accept_encoding))
+        if (r->body_len && run->request.accept_encoding && accepts_gzip(run->request.accept_encoding))
             gzip_body(j);
     }
     h2o_multithread_send_message(&j->loop->replies, &j->message);
@@ -424,7 +464,7 @@ static void answer_inline(h2o_req_t *req, const struct edge_answer *a, int statu
     r.content_type = content_type;
     r.body = (const unsigned char *)body;
     r.body_len = len;
-    send_answer(req, a, &r);
+    send_answer(req, a, &r, NULL);
 }
 
 /* Liveness: a job stuck past service/job-time-limit (a handler that never
@@ -432,7 +472,7 @@ static void answer_inline(h2o_req_t *req, const struct edge_answer *a, int statu
 void edge_healthz(struct edge_loop *loop, h2o_req_t *req, const struct edge_answer *a)
 {
     char why[256], body[300];
-    if (loop->edge->jobs && jobs_overdue(loop->edge->jobs, why, sizeof(why)) > 0) {
+    if (runtime_overdue(loop->edge->runtime, why, sizeof(why)) > 0) {
         int n = snprintf(body, sizeof(body), "not alive: %s\n", why);
         answer_inline(req, a, 503, "text/plain; charset=utf-8", body,
                       n < (int)sizeof(body) ? (size_t)n : sizeof(body) - 1);
@@ -441,46 +481,23 @@ void edge_healthz(struct edge_loop *loop, h2o_req_t *req, const struct edge_answ
     answer_inline(req, a, 200, "text/plain; charset=utf-8", "ok\n", 3);
 }
 
-void edge_readiness_report(struct readiness *r, enum readiness_state state, const char *why)
-{
-    static const char *const what[] = {
-        [READINESS_STALE] =
-            "no job thread has probed the database and the signing key in the last second",
-        [READINESS_NO_DATABASE] = "the database is unavailable",
-        [READINESS_NO_SIGNER] = "the signing key is unavailable",
-    };
-    int before = atomic_exchange(&r->reported, (int)state);
-    if (before == (int)state)
-        return;
-    if (state != READINESS_READY)
-        log_warn("not ready: %s%s%s", what[state], why ? ": " : "", why ? why : "");
-    else if (before != READINESS_UNKNOWN)
-        log_info("ready again: the database and the signing key are usable");
-}
-
 void edge_readyz(struct edge_loop *loop, h2o_req_t *req, const struct edge_answer *a)
 {
-    struct readiness *r = &loop->edge->ready;
-    long long age = edge_now_ms() - atomic_load(&r->probed_at_ms);
-    const char *why = NULL;
-    if (!atomic_load(&r->probed_at_ms) || age > 1000) {
-        why = "not ready: no job thread has probed the database and the signing key in the last second\n";
-        if (atomic_load(&r->probed_at_ms)) /* not before the first probe */
-            edge_readiness_report(r, READINESS_STALE, NULL);
-    } else if (!atomic_load(&r->db_ok))
-        why = "not ready: the database is unavailable\n";
-    else if (!atomic_load(&r->hsm_ok))
-        why = "not ready: the signing key is unavailable\n";
-    if (why)
-        answer_inline(req, a, 503, "text/plain; charset=utf-8", why, strlen(why));
-    else
+    const char *why = runtime_unready(loop->edge->runtime);
+    if (!why) {
         answer_inline(req, a, 200, "text/plain; charset=utf-8", "ready\n", 6);
+        return;
+    }
+    char body[160];
+    int n = snprintf(body, sizeof(body), "not ready: %s\n", why);
+    answer_inline(req, a, 503, "text/plain; charset=utf-8", body,
+                  n < (int)sizeof(body) ? (size_t)n : sizeof(body) - 1);
 }
 
 void edge_metrics(struct edge_loop *loop, h2o_req_t *req, const struct edge_answer *a)
 {
     struct arena *ar = arena_new();
-    struct metrics_gauges g = {jobs_queue_depth(loop->edge->jobs),
+    struct metrics_gauges g = {runtime_queue_depth(loop->edge->runtime),
                                atomic_load(&loop->edge->in_flight)};
     size_t len;
     char *text = metrics_render(ar, &g, &len);

@@ -49,21 +49,26 @@ static unsigned char *byte_sequence(struct arena *a, const char *s, size_t n, si
     return base64_decode(a, s + 1, n - 2, len);
 }
 
-/* DER of exactly one certificate and nothing after it */
-static bool one_certificate(const unsigned char *der, size_t len)
+/* DER of exactly one certificate and nothing after it: that certificate
+ * (released with `a`), else NULL */
+static X509 *one_certificate(struct arena *a, const unsigned char *der, size_t len)
 {
     const unsigned char *p = der;
     X509 *x = d2i_X509(NULL, &p, (long)len);
-    bool ok = x && p == der + len;
-    X509_free(x);
-    return ok;
+    if (x && p != der + len) {
+        X509_free(x);
+        x = NULL;
+    }
+    if (x)
+        arena_defer(a, edge_release_x509, x);
+    return x;
 }
 
-static int add_item(struct arena *a, const char *s, size_t n, struct der_cert *out)
+static int add_item(struct arena *a, const char *s, size_t n, struct der_cert *out, X509 **x)
 {
     size_t len;
     unsigned char *der = byte_sequence(a, s, n, &len);
-    if (!der || !len || len > CERT_MAX || !one_certificate(der, len))
+    if (!der || !len || len > CERT_MAX || !(*x = one_certificate(a, der, len)))
         return -1;
     out->der = der;
     out->len = len;
@@ -92,8 +97,9 @@ static size_t trim(const char **s, size_t n)
 }
 
 /* RFC 9440 §2: Client-Cert (one Byte Sequence) and Client-Cert-Chain (a
- * list of them). 1 when they gave a chain, 0 when absent, -1 malformed. */
-int edge_client_cert_headers(h2o_req_t *req, struct arena *a, struct der_cert **out, size_t *count)
+ * list of them). */
+int edge_client_cert_headers(h2o_req_t *req, struct arena *a, struct der_cert **out,
+                             struct x509_st *const **x509, size_t *count)
 {
     size_t leaf_len = 0, chain_len = 0;
     bool twice_leaf, twice_chain;
@@ -104,10 +110,12 @@ int edge_client_cert_headers(h2o_req_t *req, struct arena *a, struct der_cert **
     if (!leaf || twice_leaf || twice_chain)
         return -1;
     struct der_cert *certs = arena_alloc(a, sizeof(*certs) * (CHAIN_MAX + 1));
+    X509 **decoded = arena_alloc(a, sizeof(*decoded) * (CHAIN_MAX + 1));
     size_t n = 0;
     leaf_len = trim(&leaf, leaf_len);
-    if (add_item(a, leaf, leaf_len, &certs[n++]) != 0)
+    if (add_item(a, leaf, leaf_len, &certs[n], &decoded[n]) != 0)
         return -1;
+    n++;
     /* RFC 8941 §4.2.1: after a comma another member must follow, so a
      * trailing comma fails the whole list (add_item refuses the empty one) */
     bool more = chain && chain_len;
@@ -116,13 +124,15 @@ int edge_client_cert_headers(h2o_req_t *req, struct arena *a, struct der_cert **
         size_t item = comma ? (size_t)(comma - chain) : chain_len;
         const char *s = chain;
         size_t len = trim(&s, item);
-        if (n > CHAIN_MAX || add_item(a, s, len, &certs[n++]) != 0)
+        if (n > CHAIN_MAX || add_item(a, s, len, &certs[n], &decoded[n]) != 0)
             return -1;
+        n++;
         more = comma != NULL;
         chain_len -= comma ? item + 1 : item;
         chain = comma ? comma + 1 : NULL;
     }
     *out = certs;
+    *x509 = (struct x509_st *const *)decoded;
     *count = n;
     return 1;
 }

@@ -54,7 +54,7 @@ void edge_resets_note(struct edge_loop *loop, h2o_req_t *req)
 {
     if (req->version < 0x200)
         return; /* HTTP/1.1 aborts once per connection */
-    long long now = edge_now_ms();
+    long long now = clock_monotonic_ms();
     struct reset_count *s = slot_for(&loop->resets, req->conn->id, now);
     if (now - s->window_start_ms > RESET_WINDOW_MS) {
         s->window_start_ms = now;

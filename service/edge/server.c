@@ -17,15 +17,6 @@
 
 #define LISTENER_INDEX(kind) ((kind) == LISTENER_DEVICE ? 0 : 1)
 
-long long edge_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
-}
-
-long long edge_now_ms(void) { return edge_now_us() / 1000; }
-
 static int listen_on(const struct config_listener *l, struct masad_error *err)
 {
     struct sockaddr_storage ss;
@@ -138,8 +129,8 @@ static void *loop_thread(void *arg)
     while (!atomic_load(&loop->exit))
         h2o_evloop_run(evloop, 100);
     /* let answers already queued on sockets go out */
-    long long until = edge_now_ms() + 200;
-    while (edge_now_ms() < until)
+    long long until = clock_monotonic_ms() + 200;
+    while (clock_monotonic_ms() < until)
         h2o_evloop_run(evloop, 10);
     return NULL;
 }
@@ -171,9 +162,7 @@ static void setup_hosts(struct edge *edge)
     }
 }
 
-static int start(struct edge *edge, struct crypto_signer *signer,
-                 const struct crypto_anchors *idevid, const struct ly_ctx *yang,
-                 struct masad_error *err)
+static int start(struct edge *edge, struct masad_error *err)
 {
     RAND_bytes((unsigned char *)&edge->boot_id, sizeof(edge->boot_id));
     route_metrics_init();
@@ -183,9 +172,6 @@ static int start(struct edge *edge, struct crypto_signer *signer,
         (edge->listen_fd[1] = listen_on(&edge->cfg->management, err)) < 0)
         return -1;
     setup_hosts(edge);
-    edge->jobs = jobs_start(edge->cfg, signer, idevid, yang, &edge->ready, err);
-    if (!edge->jobs)
-        return -1;
     edge->loop_count = edge->cfg->event_loops;
     edge->loops = calloc(edge->loop_count, sizeof(*edge->loops));
     for (unsigned i = 0; i < edge->loop_count; i++) {
@@ -212,8 +198,8 @@ static int drain_and_stop(struct edge *edge)
     }
     for (int i = 0; i < 2; i++)
         close(edge->listen_fd[i]);
-    long long deadline = edge_now_ms() + 1000LL * edge->cfg->shutdown_grace;
-    while (atomic_load(&edge->in_flight) > 0 && edge_now_ms() < deadline) {
+    long long deadline = clock_monotonic_ms() + 1000LL * edge->cfg->shutdown_grace;
+    while (atomic_load(&edge->in_flight) > 0 && clock_monotonic_ms() < deadline) {
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -224,7 +210,6 @@ static int drain_and_stop(struct edge *edge)
     }
     for (unsigned i = 0; i < edge->loop_count; i++)
         pthread_join(edge->loops[i].thread, NULL);
-    jobs_stop(edge->jobs, unanswered ? 0 : 5000);
     if (unanswered) {
         log_warn("shutdown grace of %us ran out with %ld requests unanswered",
                  edge->cfg->shutdown_grace, unanswered);
@@ -234,28 +219,41 @@ static int drain_and_stop(struct edge *edge)
     return 0;
 }
 
-int edge_serve(const struct config *cfg, struct crypto_signer *signer,
-               const struct crypto_anchors *idevid, const struct ly_ctx *yang,
+static void stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+}
+
+void edge_block_signals(void)
+{
+    sigset_t set;
+    stop_signals(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+int edge_serve(const struct config *cfg, const struct edge_services *services,
                struct masad_error *err)
 {
-    /* the loops and job threads inherit this mask: only sigwait() below sees
-     * the signals */
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    /* the loops inherit the mask (edge_block_signals, which the job threads
+     * inherited too): only sigwait() below sees the signals */
+    sigset_t stop;
+    stop_signals(&stop);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     /* the edge lives until the process ends: h2o keeps connections pointing
      * into it, and they are not torn down one by one at exit */
     static struct edge edge;
     edge.cfg = cfg;
+    edge.runtime = services->runtime;
+    edge.cert_subject = services->cert_subject;
     edge.listen_fd[0] = edge.listen_fd[1] = -1;
-    if (start(&edge, signer, idevid, yang, err) != 0)
+    if (start(&edge, err) != 0)
         return -1;
     int sig = 0;
-    sigwait(&stop_signals, &sig);
+    sigwait(&stop, &sig);
     log_info("received %s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     return drain_and_stop(&edge);
 }

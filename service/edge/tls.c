@@ -1,7 +1,6 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "crypto/crypto.h"
 #include "edge/edge_internal.h"
 
 /* The service checks client chains itself, against the trust anchors of the
@@ -78,21 +77,30 @@ SSL *edge_tls_session(h2o_req_t *req, SSL_CTX *expected)
     return head->ssl_ctx == expected ? head->ssl : NULL;
 }
 
-static void push_der(X509 *x, struct arena *a, struct der_cert *slot)
+void edge_release_x509(void *x)
+{
+    X509_free(x);
+}
+
+/* slot i of both arrays: x's DER copy and a reference to x itself */
+static void push(X509 *x, struct arena *a, struct der_cert *der, X509 **decoded)
 {
     unsigned char *buf = NULL;
     int n = i2d_X509(x, &buf);
-    slot->der = n > 0 ? arena_memdup(a, buf, (size_t)n) : NULL;
-    slot->len = n > 0 ? (size_t)n : 0;
+    der->der = n > 0 ? arena_memdup(a, buf, (size_t)n) : NULL;
+    der->len = n > 0 ? (size_t)n : 0;
     OPENSSL_free(buf);
+    X509_up_ref(x);
+    arena_defer(a, edge_release_x509, x);
+    *decoded = x;
 }
 
-size_t edge_client_chain(SSL *ssl, struct arena *a, struct der_cert **out)
+size_t edge_client_chain(SSL *ssl, struct arena *a, struct der_cert **der,
+                         struct x509_st *const **x509)
 {
-    *out = NULL;
-    if (!ssl)
-        return 0;
-    X509 *leaf = SSL_get0_peer_certificate(ssl);
+    *der = NULL;
+    *x509 = NULL;
+    X509 *leaf = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
     if (!leaf)
         return 0;
     /* on a server the peer chain excludes the leaf */
@@ -100,16 +108,19 @@ size_t edge_client_chain(SSL *ssl, struct arena *a, struct der_cert **out)
     int n = rest ? sk_X509_num(rest) : 0;
     int skip = n > 0 && X509_cmp(sk_X509_value(rest, 0), leaf) == 0 ? 1 : 0;
     struct der_cert *certs = arena_alloc(a, sizeof(*certs) * (size_t)(n + 1 - skip));
+    X509 **decoded = arena_alloc(a, sizeof(*decoded) * (size_t)(n + 1 - skip));
     size_t count = 0;
-    push_der(leaf, a, &certs[count++]);
-    for (int i = skip; i < n; i++)
-        push_der(sk_X509_value(rest, i), a, &certs[count++]);
-    *out = certs;
+    push(leaf, a, &certs[count], &decoded[count]);
+    count++;
+    for (int i = skip; i < n; i++, count++)
+        push(sk_X509_value(rest, i), a, &certs[count], &decoded[count]);
+    *der = certs;
+    *x509 = (struct x509_st *const *)decoded;
     return count;
 }
 
-const char *edge_client_subject(SSL *ssl, struct arena *a)
+const char *edge_client_subject(const struct edge *edge, SSL *ssl, struct arena *a)
 {
     X509 *leaf = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
-    return leaf ? crypto_cert_subject(leaf, a) : NULL;
+    return leaf ? edge->cert_subject(leaf, a) : NULL;
 }

@@ -91,6 +91,7 @@ Test(edge, client_certificates_reach_handlers_with_their_chain, .init = start_de
             struct http_result r = http(&proc, "/_test/identity", &anon);
             cr_assert_eq(r.status, 200, "%s", r.error);
             cr_assert(strstr(r.body, "\"chain_length\":0"), "%s", r.body);
+            cr_assert(strstr(r.body, "\"decoded_length\":0"), "%s", r.body);
             cr_assert(strstr(r.body, h2 ? "\"http_version\":\"2\"" : "\"http_version\":\"1.1\""), "%s", r.body);
             cr_assert(strstr(r.body, mgmt ? "\"listener\":\"management\"" : "\"listener\":\"device\""), "%s", r.body);
             http_result_free(&r);
@@ -101,6 +102,11 @@ Test(edge, client_certificates_reach_handlers_with_their_chain, .init = start_de
             cr_assert(strstr(r.body, "\"chain_length\":2"), "%s", r.body);
             cr_assert(strstr(r.body, "serialNumber=EDGE-ID-0001"), "%s", r.body);
             cr_assert(strstr(r.body, "IDevID"), "issuer CA not in the chain: %s", r.body);
+            /* the same chain as TLS decoded it (req->client_x509), in order */
+            cr_assert(strstr(r.body, "\"decoded_length\":2"), "%s", r.body);
+            const char *decoded = strstr(r.body, "\"decoded_subjects\":[");
+            cr_assert(decoded && strstr(decoded, "serialNumber=EDGE-ID-0001"), "%s", r.body);
+            cr_assert(strstr(decoded, "IDevID") > strstr(decoded, "EDGE-ID-0001"), "%s", r.body);
             http_result_free(&r);
         }
     /* the access log names the client certificate's subject */

@@ -75,6 +75,7 @@ Test(proxy, client_cert_headers_from_an_untrusted_peer_are_ignored, .timeout = 6
     struct http_result r = identity_with(leaf, byte_sequence_of(pki_path("idevid-ca.crt")));
     cr_assert_eq(r.status, 200, "%s", r.body);
     cr_assert(strstr(r.body, "\"chain_length\":0"), "forged identity honoured: %s", r.body);
+    cr_assert(strstr(r.body, "\"decoded_length\":0"), "forged identity honoured: %s", r.body);
     cr_assert_null(http_header(&r, "cache-control"));
     stop();
     char *err = read_text(proc.stderr_path);
@@ -89,6 +90,10 @@ Test(proxy, client_cert_headers_from_a_trusted_proxy_are_the_identity, .timeout 
     cr_assert_eq(r.status, 200, "%s", r.body);
     cr_assert(strstr(r.body, "\"chain_length\":2"), "%s", r.body);
     cr_assert(strstr(r.body, "serialNumber=HDR-TRUSTED"), "%s", r.body);
+    /* decoded once, while the headers were checked (req->client_x509) */
+    cr_assert(strstr(r.body, "\"decoded_length\":2"), "%s", r.body);
+    const char *decoded = strstr(r.body, "\"decoded_subjects\":[");
+    cr_assert(decoded && strstr(decoded, "serialNumber=HDR-TRUSTED"), "%s", r.body);
     /* RFC 9440 §3: an answer that depends on it is not for caches */
     cr_assert_str_eq(http_header(&r, "cache-control"), "no-store");
 

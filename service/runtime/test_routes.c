@@ -2,7 +2,8 @@
  * Routes that exist only in test builds (meson -Dtest_routes=true), under
  * /_test/, so that the integration tests can exercise the edge and the job
  * threads: identity hand-off, body limits, a full queue, database loss and
- * the signer. Never compiled into a production binary.
+ * the signer. Never compiled into a production binary. They live here, not
+ * in edge/, because they use the database and the signer.
  */
 #ifdef MASAD_TEST_ROUTES
 #include <openssl/x509.h>
@@ -13,18 +14,22 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "crypto/crypto.h"
-#include "edge/edge_internal.h"
-#include "store/store_pq.h"
+#include "runtime/runtime.h"
+#include "store/store.h"
+
+static const char *name_of(struct arena *a, const X509 *x)
+{
+    char *s = X509_NAME_oneline(X509_get_subject_name(x), NULL, 0);
+    const char *out = arena_strdup(a, s);
+    OPENSSL_free(s);
+    return out;
+}
 
 static const char *subject_of(struct arena *a, const struct der_cert *c)
 {
     const unsigned char *p = c->der;
     X509 *x = d2i_X509(NULL, &p, (long)c->len);
-    if (!x)
-        return NULL;
-    char *s = X509_NAME_oneline(X509_get_subject_name(x), NULL, 0);
-    const char *out = arena_strdup(a, s);
-    OPENSSL_free(s);
+    const char *out = x ? name_of(a, x) : NULL;
     X509_free(x);
     return out;
 }
@@ -42,6 +47,13 @@ void test_identity(struct job_ctx *ctx, const struct masad_request *req, struct 
     json_open_array(g);
     for (size_t i = 0; i < req->client_chain_len; i++)
         json_str(g, subject_of(ctx->arena, &req->client_chain[i]));
+    json_close_array(g);
+    /* the chain as the edge decoded it (req->client_x509), when it did */
+    json_kv_int(g, "decoded_length", req->client_x509 ? (long long)req->client_chain_len : 0);
+    json_str(g, "decoded_subjects");
+    json_open_array(g);
+    for (size_t i = 0; req->client_x509 && i < req->client_chain_len; i++)
+        json_str(g, name_of(ctx->arena, req->client_x509[i]));
     json_close_array(g);
     json_close(g);
     size_t len;
@@ -79,8 +91,7 @@ void test_db(struct job_ctx *ctx, const struct masad_request *req, struct masad_
 {
     (void)req;
     struct masad_error err;
-    PGresult *r;
-    if (store_exec(ctx->db, ctx->arena, "ping", 0, NULL, &r, &err) != 0)
+    if (store_ping(ctx->db, &err) != 0)
         response_text(res, ctx->arena, err.status, err.message);
     else
         response_text(res, ctx->arena, 200, "database ok");
@@ -97,6 +108,6 @@ void test_sign(struct job_ctx *ctx, const struct masad_request *req, struct masa
         response_text(res, ctx->arena, err.status, err.message);
         return;
     }
-    response_set(res, ctx->arena, 200, "application/pkcs7-mime", der, len);
+    response_use(res, 200, "application/pkcs7-mime", der, len); /* made in ctx->arena */
 }
 #endif
