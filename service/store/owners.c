@@ -7,6 +7,7 @@
     "   FROM unnest(sztp_owner_certificate) WITH ORDINALITY AS t(c, n) ORDER BY n), ','),"      \
     " sztp_conveyed_information::text,"                                                        \
     " translate(encode(sztp_signed_conveyed_info, 'base64'), E'\\n', ''), "                    \
+    TS("created_at") ", " TS("updated_at") " FROM owners"
 
 const struct store_statement store_owners_statements[] = {
     /* owners */
