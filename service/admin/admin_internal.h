@@ -7,7 +7,11 @@
 #include "admin/admin.h"
 #include "audit/audit.h"
 #include "common/json.h"
-#include "store/store_pq.h"
+#include "store/audit.h"
+#include "store/devices.h"
+#include "store/owners.h"
+#include "store/ownership.h"
+#include "store/tokens.h"
 
 #define ADMIN_MAX_ERRORS 16
 #define ADMIN_MAX_QUERY 8
@@ -115,12 +119,17 @@ bool read_paging(struct call *c, const char *const *filters, bool (*key_ok)(cons
 bool key_is_number(const char *s);
 const char *make_cursor(struct call *c, const char *key);
 
-/* Writes one row of a listing. */
-typedef void (*row_writer)(struct call *c, yajl_gen g, const PGresult *r, int row);
-/* Runs a listing statement (asked for limit + 1 rows; its first column is
- * the cursor key) and answers {"<name>": [...], "next": cursor|null}. */
-void answer_list(struct call *c, const char *statement, int nparams, const char **params,
-                 long limit, const char *name, row_writer write);
+/* Writes one row (a store/ struct) of a listing or resource. */
+typedef void (*row_writer)(struct call *c, yajl_gen g, const void *row);
+/* The cursor key of a row. */
+typedef const char *(*row_key)(struct call *c, const void *row);
+/* Answers {"<name>": [...], "next": cursor|null} for the count rows (each
+ * row_size bytes) that the store gave when asked for limit + 1: the extra
+ * one says there is a next page, which starts after the last row shown. */
+void answer_list(struct call *c, const void *rows, size_t count, size_t row_size, long limit,
+                 const char *name, row_writer write, row_key key);
+/* A row key that is a row number (long long as the row's first member). */
+const char *key_of_id(struct call *c, const void *row);
 
 /* ---- batch.c ---- */
 /* A serial number twice in one batch is a 422: names every later entry of
@@ -137,15 +146,10 @@ bool if_match_holds(const char *field, const char *current);
 /* true when the request has no If-Match or it holds; else answers 412
  * (rolling back what was begun) and returns false. */
 bool call_check_if_match(struct call *c, const char *current);
-/* The ETag of the representation that `statement` (one row for `key`) and
- * `write` give, into *etag; NULL when there is no row. false: the database
- * failed (answered). */
-bool current_etag(struct call *c, const char *statement, const char *key, row_writer write,
-                  const char **etag);
+/* The ETag of the representation that `write` gives of row; NULL when
+ * there is no row. */
+const char *row_etag(struct call *c, const void *row, row_writer write);
 /* Answers status with the JSON that g holds and its ETag. */
 void call_answer_tagged(struct call *c, int status, yajl_gen g);
-
-/* A result value, NULL for SQL NULL. */
-const char *pq_value(const PGresult *r, int row, int col);
 
 #endif

@@ -111,16 +111,17 @@ static const char *problem_json(struct call *c, int status, const char *detail, 
 /* The refusal's audit detail: the status, the sentence and the first fault. */
 static const char *refusal_detail(struct call *c, int status, const char *detail)
 {
-    yajl_gen g = json_gen_new();
-    json_open(g);
-    json_kv_int(g, "status", status);
-    json_kv_str(g, "reason", detail);
+    struct audit_detail *d = audit_detail_new(c->a);
+    audit_detail_int(d, "status", status);
+    audit_detail_str(d, "reason", detail);
     if (c->error_count) {
-        write_place(g, c, 0);
-        json_kv_str(g, "problem", c->errors[0].detail);
+        if (c->errors[0].parameter)
+            audit_detail_str(d, "parameter", c->errors[0].parameter);
+        else
+            audit_detail_str(d, "pointer", c->errors[0].pointer);
+        audit_detail_str(d, "problem", c->errors[0].detail);
     }
-    json_close(g);
-    return json_finish(g, c->a, NULL);
+    return audit_detail_text(d);
 }
 
 bool call_refuse(struct call *c, int status, const char *fmt, ...)
@@ -133,7 +134,8 @@ bool call_refuse(struct call *c, int status, const char *fmt, ...)
     /* only a caller whose token was accepted is recorded (docs/audit.md) */
     struct audit_event e = {c->actor, c->action, c->serial, c->owner, "refused",
                             c->actor ? refusal_detail(c, status, detail) : NULL};
-    audit_refusal(c->ctx->db, c->a, c->actor && status != 503 ? &e : NULL, c->req->peer, true);
+    audit_refusal_canonical(c->ctx->db, c->a, c->actor && status != 503 ? &e : NULL, c->req->peer,
+                            true);
     size_t len;
     const char *body = problem_json(c, status, detail, &len);
     c->res->status = status;
@@ -175,10 +177,8 @@ static bool unauthorized(struct call *c, const char *why)
  * request. A failure only costs the timestamp. */
 static void touch_token(struct call *c)
 {
-    const char *params[] = {c->actor};
-    PGresult *r;
     struct masad_error err;
-    if (store_exec(c->ctx->db, c->a, "token_touch", 1, params, &r, &err) != 0)
+    if (store_token_touch(c->ctx->db, c->a, c->actor, &err) != 0)
         log_warn("token %s: last use not recorded: %s", c->actor, err.message);
 }
 
@@ -187,18 +187,20 @@ bool call_authorize(struct call *c, const char *scope)
     const char *auth = c->req->authorization;
     if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 || !auth[7])
         return unauthorized(c, "a bearer token is required (Authorization: Bearer <token>)");
-    const char *params[] = {hex_sha256(c->a, auth + 7, strlen(auth + 7))};
-    PGresult *r;
+    unsigned char digest[32];
+    EVP_Digest(auth + 7, strlen(auth + 7), digest, NULL, EVP_sha256(), NULL);
+    struct store_token_auth token;
     struct masad_error err;
-    if (store_exec(c->ctx->db, c->a, "token_lookup", 1, params, &r, &err) != 0)
+    int found = store_token_lookup(c->ctx->db, c->a, digest, &token, &err);
+    if (found < 0)
         return call_fail(c, &err);
-    /* an expired token is refused as an unknown one (token_lookup) */
-    if (PQntuples(r) != 1)
+    /* an expired token is refused as an unknown one (store_token_lookup) */
+    if (!found)
         return unauthorized(c, "the bearer token is unknown or revoked");
-    c->actor = PQgetvalue(r, 0, 0);
-    if (!strcmp(PQgetvalue(r, 0, 2), "t"))
+    c->actor = token.name;
+    if (token.touch_due)
         touch_token(c);
-    if (!has_scope(PQgetvalue(r, 0, 1), scope))
+    if (!has_scope(token.scopes, scope))
         return call_refuse(c, 403, "the token \"%s\" lacks the scope %s", c->actor, scope);
     return true;
 }
@@ -516,9 +518,4 @@ bool read_paging(struct call *c, const char *const *filters, bool (*key_ok)(cons
                   !json_utf8_valid(*after_key, strlen(*after_key)) || !key_ok(*after_key)))
         call_param_error(c, "after", "is not a cursor that this service issued");
     return !c->error_count || call_refuse_parameters(c);
-}
-
-const char *pq_value(const PGresult *r, int row, int col)
-{
-    return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
 }

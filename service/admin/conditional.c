@@ -53,23 +53,15 @@ bool call_check_if_match(struct call *c, const char *current)
                                "(RFC 9110 §13.1.1); nothing was changed", current);
 }
 
-bool current_etag(struct call *c, const char *statement, const char *key, row_writer write,
-                  const char **etag)
+const char *row_etag(struct call *c, const void *row, row_writer write)
 {
-    struct masad_error err;
-    PGresult *r;
-    const char *params[] = {key};
-    if (store_exec(c->ctx->db, c->a, statement, 1, params, &r, &err) != 0)
-        return call_fail(c, &err);
-    *etag = NULL;
-    if (PQntuples(r) == 1) {
-        yajl_gen g = json_gen_new();
-        write(c, g, r, 0);
-        size_t len;
-        const char *body = json_finish(g, c->a, &len);
-        *etag = etag_of(c, body, len);
-    }
-    return true;
+    if (!row)
+        return NULL;
+    yajl_gen g = json_gen_new();
+    write(c, g, row);
+    size_t len;
+    const char *body = json_finish(g, c->a, &len);
+    return etag_of(c, body, len);
 }
 
 void call_answer_tagged(struct call *c, int status, yajl_gen g)

@@ -17,7 +17,8 @@ struct device_input {
     const char *product;
     enum password_change password_change;
     const char *password;
-    const char *salt_hex, *hash_hex;   /* what will be stored */
+    const unsigned char *salt, *hash;  /* what will be stored */
+    size_t salt_len, hash_len;
     bool existed, changed;
 };
 
@@ -54,26 +55,39 @@ static void read_device(struct call *c, const struct json_value *obj, const char
     }
 }
 
-/* What to store for d, given the stored row (salt/hash may be NULL). */
-static void settle_password(struct call *c, struct device_input *d, const char *salt_hex,
-                            const char *hash_hex)
+/* Whether the stored password (salt and hash, NULL for none) is `password`. */
+static bool password_is(struct call *c, const struct store_device_secret *stored,
+                        const char *password)
+{
+    return stored && stored->salt && stored->hash &&
+           crypto_password_matches(hex_encode(c->a, stored->salt, stored->salt_len),
+                                   hex_encode(c->a, stored->hash, stored->hash_len), password);
+}
+
+/* What to store for d, given the stored row (NULL: none). */
+static void settle_password(struct call *c, struct device_input *d,
+                            const struct store_device_secret *stored)
 {
     if (d->password_change == PASSWORD_KEEP ||
-        (d->password_change == PASSWORD_SET && crypto_password_matches(salt_hex, hash_hex, d->password))) {
-        d->salt_hex = salt_hex;
-        d->hash_hex = hash_hex;
+        (d->password_change == PASSWORD_SET && password_is(c, stored, d->password))) {
+        d->salt = stored ? stored->salt : NULL;
+        d->salt_len = stored ? stored->salt_len : 0;
+        d->hash = stored ? stored->hash : NULL;
+        d->hash_len = stored ? stored->hash_len : 0;
     } else if (d->password_change == PASSWORD_SET) {
-        unsigned char salt[16], md[32];
-        RAND_bytes(salt, sizeof(salt));
-        crypto_password_digest(salt, sizeof(salt), d->password, md);
-        d->salt_hex = hex_encode(c->a, salt, sizeof(salt));
-        d->hash_hex = hex_encode(c->a, md, sizeof(md));
+        unsigned char *salt = arena_alloc(c->a, 16), *md = arena_alloc(c->a, 32);
+        RAND_bytes(salt, 16);
+        crypto_password_digest(salt, 16, d->password, md);
+        d->salt = salt;
+        d->salt_len = 16;
+        d->hash = md;
+        d->hash_len = 32;
     }
 }
 
-static bool same(const char *x, const char *y)
+static bool same(const unsigned char *x, size_t x_len, const unsigned char *y, size_t y_len)
 {
-    return (!x && !y) || (x && y && !strcmp(x, y));
+    return (!x && !y) || (x && y && x_len == y_len && !memcmp(x, y, x_len));
 }
 
 static int by_serial(const void *x, const void *y)
@@ -83,20 +97,21 @@ static int by_serial(const void *x, const void *y)
 }
 
 /* Compares the inputs with the locked rows (both in serial order). */
-static void merge_existing(struct call *c, struct device_input **sorted, size_t n, PGresult *r)
+static void merge_existing(struct call *c, struct device_input **sorted, size_t n,
+                           const struct store_device_secret *rows, size_t count)
 {
-    int row = 0, rows = PQntuples(r);
+    size_t row = 0;
     for (size_t i = 0; i < n; i++) {
         struct device_input *d = sorted[i];
-        while (row < rows && strcmp(PQgetvalue(r, row, 0), d->serial) < 0)
+        while (row < count && strcmp(rows[row].serial_number, d->serial) < 0)
             row++;
-        bool found = row < rows && !strcmp(PQgetvalue(r, row, 0), d->serial);
-        const char *salt = found ? pq_value(r, row, 2) : NULL;
-        const char *hash = found ? pq_value(r, row, 3) : NULL;
-        settle_password(c, d, salt, hash);
+        bool found = row < count && !strcmp(rows[row].serial_number, d->serial);
+        const struct store_device_secret *stored = found ? &rows[row] : NULL;
+        settle_password(c, d, stored);
         d->existed = found;
-        d->changed = !found || strcmp(PQgetvalue(r, row, 1), d->product) ||
-                     !same(salt, d->salt_hex) || !same(hash, d->hash_hex);
+        d->changed = !found || strcmp(stored->product, d->product) ||
+                     !same(stored->salt, stored->salt_len, d->salt, d->salt_len) ||
+                     !same(stored->hash, stored->hash_len, d->hash, d->hash_len);
     }
 }
 
@@ -112,7 +127,7 @@ static int audit_devices(struct call *c, struct device_input **sorted, size_t n,
                              "ok", serials, NULL, k, NULL, err);
 }
 
-static void write_device(struct call *c, yajl_gen g, const PGresult *r, int row);
+static void write_device(struct call *c, yajl_gen g, const void *row);
 
 /* Creates or replaces the devices in one transaction; sorted is d in
  * serial order without duplicates. With conditional (one device's PUT),
@@ -123,28 +138,26 @@ static bool store_devices(struct call *c, struct device_input **sorted, size_t n
     const char **serials = arena_alloc(c->a, n * sizeof(*serials));
     for (size_t i = 0; i < n; i++)
         serials[i] = sorted[i]->serial;
-    const char *lock[] = {store_text_array(c->a, serials, n)};
-    PGresult *existing;
+    struct store_device_secret *existing;
+    size_t count;
     if (store_begin(c->ctx->db, &err) != 0 ||
-        store_exec(c->ctx->db, c->a, "devices_lock", 1, lock, &existing, &err) != 0)
+        store_devices_lock(c->ctx->db, c->a, serials, n, &existing, &count, &err) != 0)
         return call_fail(c, &err);
-    const char *etag;
-    if (conditional && c->req->if_match &&
-        (!current_etag(c, "device_get", sorted[0]->serial, write_device, &etag) ||
-         !call_check_if_match(c, etag)))
-        return false;
-    merge_existing(c, sorted, n, existing);
-    const char **products = arena_alloc(c->a, n * sizeof(char *));
-    const char **salts = arena_alloc(c->a, n * sizeof(char *));
-    const char **hashes = arena_alloc(c->a, n * sizeof(char *));
-    for (size_t i = 0; i < n; i++) {
-        products[i] = sorted[i]->product;
-        salts[i] = sorted[i]->salt_hex;
-        hashes[i] = sorted[i]->hash_hex;
+    if (conditional && c->req->if_match) {
+        struct store_device now;
+        int found = store_device_get(c->ctx->db, c->a, sorted[0]->serial, &now, &err);
+        if (found < 0)
+            return call_fail(c, &err);
+        if (!call_check_if_match(c, row_etag(c, found ? &now : NULL, write_device)))
+            return false;
     }
-    const char *upsert[] = {lock[0], store_text_array(c->a, products, n),
-                            store_text_array(c->a, salts, n), store_text_array(c->a, hashes, n)};
-    if (store_exec(c->ctx->db, c->a, "devices_upsert", 4, upsert, NULL, &err) != 0 ||
+    merge_existing(c, sorted, n, existing, count);
+    struct store_device_secret *rows = arena_alloc(c->a, n * sizeof(*rows));
+    for (size_t i = 0; i < n; i++)
+        rows[i] = (struct store_device_secret){sorted[i]->serial, sorted[i]->product,
+                                               sorted[i]->salt, sorted[i]->hash,
+                                               sorted[i]->salt_len, sorted[i]->hash_len};
+    if (store_devices_upsert(c->ctx->db, c->a, rows, n, &err) != 0 ||
         audit_devices(c, sorted, n, false, &err) != 0 ||
         audit_devices(c, sorted, n, true, &err) != 0 || store_commit(c->ctx->db, &err) != 0)
         return call_fail(c, &err);
@@ -153,45 +166,52 @@ static bool store_devices(struct call *c, struct device_input **sorted, size_t n
 
 /* ---- one device as JSON (docs/management-api.md: GET adds owner, times, counts) ---- */
 
-static void write_device(struct call *c, yajl_gen g, const PGresult *r, int row)
+static void write_device(struct call *c, yajl_gen g, const void *row)
 {
+    const struct store_device *d = row;
     (void)c;
     json_open(g);
-    json_kv_str(g, "serial_number", PQgetvalue(r, row, 0));
-    json_kv_str(g, "product", PQgetvalue(r, row, 1));
-    json_kv_str(g, "owner_id", pq_value(r, row, 4));
-    json_kv_str(g, "created_at", PQgetvalue(r, row, 2));
-    json_kv_str(g, "updated_at", PQgetvalue(r, row, 3));
-    json_kv_int(g, "vouchers_issued", atoll(PQgetvalue(r, row, 5)));
+    json_kv_str(g, "serial_number", d->serial_number);
+    json_kv_str(g, "product", d->product);
+    json_kv_str(g, "owner_id", d->owner_id);
+    json_kv_str(g, "created_at", d->created_at);
+    json_kv_str(g, "updated_at", d->updated_at);
+    json_kv_int(g, "vouchers_issued", d->vouchers_issued);
     json_str(g, "last_progress");
-    if (PQgetisnull(r, row, 6))
+    if (!d->progress_at)
         json_null(g);
     else {
         json_open(g);
-        json_kv_str(g, "at", PQgetvalue(r, row, 6));
-        json_kv_str(g, "progress_type", PQgetvalue(r, row, 7));
-        json_kv_str(g, "message", pq_value(r, row, 8));
+        json_kv_str(g, "at", d->progress_at);
+        json_kv_str(g, "progress_type", d->progress_type);
+        json_kv_str(g, "message", d->progress_message);
         json_close(g);
     }
-    json_kv_int(g, "progress_pruned", atoll(PQgetvalue(r, row, 9)));
+    json_kv_int(g, "progress_pruned", d->progress_pruned);
     json_close(g);
+}
+
+static const char *device_key(struct call *c, const void *row)
+{
+    (void)c;
+    return ((const struct store_device *)row)->serial_number;
 }
 
 static void answer_device(struct call *c, int status, const char *serial)
 {
     struct masad_error err;
-    PGresult *r;
-    const char *params[] = {serial};
-    if (store_exec(c->ctx->db, c->a, "device_get", 1, params, &r, &err) != 0) {
+    struct store_device d;
+    int found = store_device_get(c->ctx->db, c->a, serial, &d, &err);
+    if (found < 0) {
         call_fail(c, &err);
         return;
     }
-    if (PQntuples(r) != 1) {
+    if (!found) {
         call_refuse(c, 404, "no device has the serial number \"%s\"", serial);
         return;
     }
     yajl_gen g = json_gen_new();
-    write_device(c, g, r, 0);
+    write_device(c, g, &d);
     call_answer_tagged(c, status, g);
 }
 
@@ -256,8 +276,13 @@ void admin_device_list(struct job_ctx *ctx, const struct masad_request *req,
         call_refuse_parameters(&c);
         return;
     }
-    const char *params[] = {after ? after : "", owner, arena_printf(c.a, "%ld", limit + 1)};
-    answer_list(&c, "device_list", 3, params, limit, "devices", write_device);
+    struct store_device *rows;
+    size_t n;
+    struct masad_error err;
+    if (store_device_list(ctx->db, c.a, after, owner, limit + 1, &rows, &n, &err) != 0)
+        call_fail(&c, &err);
+    else
+        answer_list(&c, rows, n, sizeof(*rows), limit, "devices", write_device, device_key);
 }
 
 void admin_device_batch(struct job_ctx *ctx, const struct masad_request *req,

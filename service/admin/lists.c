@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "admin/admin_internal.h"
+#include "common/encoding.h"
 
 /* The per-device listings answer 404 for a device that does not exist. */
 static const char *known_device(struct call *c)
@@ -13,66 +14,64 @@ static const char *known_device(struct call *c)
         return NULL;
     }
     c->serial = serial;
-    PGresult *r;
     struct masad_error err;
-    const char *params[] = {serial};
-    if (store_exec(c->ctx->db, c->a, "device_exists", 1, params, &r, &err) != 0) {
+    int exists = store_device_exists(c->ctx->db, c->a, serial, &err);
+    if (exists < 0) {
         call_fail(c, &err);
         return NULL;
     }
-    if (PQntuples(r) != 1) {
+    if (!exists) {
         call_refuse(c, 404, "no device has the serial number \"%s\"", serial);
         return NULL;
     }
     return serial;
 }
 
-void answer_list(struct call *c, const char *statement, int nparams, const char **params,
-                        long limit, const char *name, row_writer write)
+void answer_list(struct call *c, const void *rows, size_t count, size_t row_size, long limit,
+                 const char *name, row_writer write, row_key key)
 {
-    PGresult *r;
-    struct masad_error err;
-    if (store_exec(c->ctx->db, c->a, statement, nparams, params, &r, &err) != 0) {
-        call_fail(c, &err);
-        return;
-    }
-    int rows = PQntuples(r), shown = rows > limit ? (int)limit : rows;
+    size_t shown = count > (size_t)limit ? (size_t)limit : count;
+    const char *base = rows;
     yajl_gen g = json_gen_new();
     json_open(g);
     json_str(g, name);
     json_open_array(g);
-    for (int i = 0; i < shown; i++)
-        write(c, g, r, i);
+    for (size_t i = 0; i < shown; i++)
+        write(c, g, base + i * row_size);
     json_close_array(g);
-    json_kv_str(g, "next", rows > limit ? make_cursor(c, PQgetvalue(r, shown - 1, 0)) : NULL);
+    json_kv_str(g, "next",
+                count > (size_t)limit ? make_cursor(c, key(c, base + (shown - 1) * row_size)) : NULL);
     json_close(g);
     call_answer_json(c, 200, g);
     c->res->compressible = true; /* gzip when the client accepts it (the edge) */
 }
 
-static void write_voucher(struct call *c, yajl_gen g, const PGresult *r, int row)
+const char *key_of_id(struct call *c, const void *row)
 {
-    (void)c;
+    return arena_printf(c->a, "%lld", *(const long long *)row);
+}
+
+static void write_voucher(struct call *c, yajl_gen g, const void *row)
+{
+    const struct store_device_voucher *v = row;
     json_open(g);
-    json_kv_int(g, "id", atoll(PQgetvalue(r, row, 0)));
-    json_kv_str(g, "created_on", PQgetvalue(r, row, 1));
-    json_kv_str(g, "expires_on", pq_value(r, row, 2));
-    json_kv_str(g, "assertion", PQgetvalue(r, row, 3));
-    json_kv_str(g, "nonce", pq_value(r, row, 4));
-    json_kv_str(g, "owner_id", pq_value(r, row, 5));
-    json_kv_str(g, "domain_cert_sha256", PQgetvalue(r, row, 6));
-    json_kv_str(g, "protocol", PQgetvalue(r, row, 7));
-    json_kv_str(g, "format", PQgetvalue(r, row, 8));
+    json_kv_int(g, "id", v->id);
+    json_kv_str(g, "created_on", v->created_on);
+    json_kv_str(g, "expires_on", v->expires_on);
+    json_kv_str(g, "assertion", v->assertion);
+    json_kv_str(g, "nonce", v->nonce ? base64_encode(c->a, v->nonce, v->nonce_len) : NULL);
+    json_kv_str(g, "owner_id", v->owner_id);
+    json_kv_str(g, "domain_cert_sha256", hex_encode(c->a, v->domain_cert_sha256, 32));
+    json_kv_str(g, "protocol", v->protocol);
+    json_kv_str(g, "format", v->format);
     json_close(g);
 }
 
 /* A JSON column that masad wrote itself (jsonb as text), or null. */
-static void stored_json(struct call *c, yajl_gen g, const char *key, const PGresult *r, int row,
-                        int col)
+static void stored_json(struct call *c, yajl_gen g, const char *key, const char *text)
 {
     struct json_value *v;
     struct masad_error err;
-    const char *text = pq_value(r, row, col);
     json_str(g, key);
     if (text && json_parse(c->a, text, strlen(text), 8, &v, &err) == 0)
         json_write_value(g, v);
@@ -80,77 +79,99 @@ static void stored_json(struct call *c, yajl_gen g, const char *key, const PGres
         json_null(g);
 }
 
-static void write_progress(struct call *c, yajl_gen g, const PGresult *r, int row)
+static void write_progress(struct call *c, yajl_gen g, const void *row)
 {
+    const struct store_device_progress *p = row;
     json_open(g);
-    json_kv_str(g, "at", PQgetvalue(r, row, 1));
-    json_kv_str(g, "progress_type", PQgetvalue(r, row, 2));
-    json_kv_str(g, "message", pq_value(r, row, 3));
-    stored_json(c, g, "ssh_host_keys", r, row, 4);
-    stored_json(c, g, "trust_anchor_certs", r, row, 5);
+    json_kv_str(g, "at", p->at);
+    json_kv_str(g, "progress_type", p->progress_type);
+    json_kv_str(g, "message", p->message);
+    stored_json(c, g, "ssh_host_keys", p->ssh_host_keys);
+    stored_json(c, g, "trust_anchor_certs", p->trust_anchor_certs);
     json_close(g);
 }
 
-static void device_listing(struct job_ctx *ctx, const struct masad_request *req,
-                           struct masad_response *res, const char *statement, const char *name,
-                           row_writer write)
+/* A per-device listing's query; false when answered. */
+static bool device_listing(struct call *c, long *limit, long long *before, const char **serial)
 {
-    struct call c;
-    call_init(&c, ctx, req, res, "device.read");
-    long limit;
-    const char *after, *serial;
-    if (!call_authorize(&c, "devices:read") ||
-        !read_paging(&c, NULL, key_is_number, &limit, &after) || !(serial = known_device(&c)))
-        return;
-    const char *params[] = {serial, after, arena_printf(c.a, "%ld", limit + 1)};
-    answer_list(&c, statement, 3, params, limit, name, write);
+    const char *after;
+    if (!call_authorize(c, "devices:read") ||
+        !read_paging(c, NULL, key_is_number, limit, &after) || !(*serial = known_device(c)))
+        return false;
+    *before = after ? atoll(after) : -1;
+    return true;
 }
 
 void admin_voucher_list(struct job_ctx *ctx, const struct masad_request *req,
                         struct masad_response *res)
 {
-    device_listing(ctx, req, res, "voucher_list", "vouchers", write_voucher);
+    struct call c;
+    call_init(&c, ctx, req, res, "device.read");
+    long limit;
+    long long before;
+    const char *serial;
+    struct store_device_voucher *rows;
+    size_t n;
+    struct masad_error err;
+    if (!device_listing(&c, &limit, &before, &serial))
+        return;
+    if (store_device_vouchers(ctx->db, c.a, serial, before, limit + 1, &rows, &n, &err) != 0)
+        call_fail(&c, &err);
+    else
+        answer_list(&c, rows, n, sizeof(*rows), limit, "vouchers", write_voucher, key_of_id);
 }
 
 void admin_progress_list(struct job_ctx *ctx, const struct masad_request *req,
                          struct masad_response *res)
 {
-    device_listing(ctx, req, res, "progress_list", "progress", write_progress);
+    struct call c;
+    call_init(&c, ctx, req, res, "device.read");
+    long limit;
+    long long before;
+    const char *serial;
+    struct store_device_progress *rows;
+    size_t n;
+    struct masad_error err;
+    if (!device_listing(&c, &limit, &before, &serial))
+        return;
+    if (store_device_progress(ctx->db, c.a, serial, before, limit + 1, &rows, &n, &err) != 0)
+        call_fail(&c, &err);
+    else
+        answer_list(&c, rows, n, sizeof(*rows), limit, "progress", write_progress, key_of_id);
 }
 
-static void write_event(struct call *c, yajl_gen g, const PGresult *r, int row)
+static void write_event(struct call *c, yajl_gen g, const void *row)
 {
-    (void)c;
+    const struct store_audit_event *e = row;
     json_open(g);
-    json_kv_int(g, "seq", atoll(PQgetvalue(r, row, 0)));
+    json_kv_int(g, "seq", e->seq);
     json_str(g, "chain");
-    if (PQgetisnull(r, row, 1))
+    if (!e->chained)
         json_null(g);
     else
-        json_int(g, atoll(PQgetvalue(r, row, 1)));
+        json_int(g, e->chain);
     json_str(g, "chain_seq");
-    if (PQgetisnull(r, row, 2))
+    if (!e->chained)
         json_null(g);
     else
-        json_int(g, atoll(PQgetvalue(r, row, 2)));
-    json_kv_str(g, "at", PQgetvalue(r, row, 3));
-    json_kv_str(g, "actor", PQgetvalue(r, row, 4));
-    json_kv_str(g, "action", PQgetvalue(r, row, 5));
-    json_kv_str(g, "serial_number", pq_value(r, row, 6));
-    json_kv_str(g, "owner_id", pq_value(r, row, 7));
-    json_kv_str(g, "outcome", PQgetvalue(r, row, 8));
+        json_int(g, e->chain_seq);
+    json_kv_str(g, "at", e->at);
+    json_kv_str(g, "actor", e->actor);
+    json_kv_str(g, "action", e->action);
+    json_kv_str(g, "serial_number", e->serial_number);
+    json_kv_str(g, "owner_id", e->owner_id);
+    json_kv_str(g, "outcome", e->outcome);
     json_str(g, "detail");
-    const char *detail = pq_value(r, row, 9);
     struct arena *a = arena_new();
     struct json_value *v;
     struct masad_error err;
-    if (detail && json_parse(a, detail, strlen(detail), 64, &v, &err) == 0)
+    if (e->detail && json_parse(a, e->detail, strlen(e->detail), 64, &v, &err) == 0)
         json_write_value(g, v);
     else
         json_null(g);
     arena_free(a);
-    json_kv_str(g, "prev_hash", pq_value(r, row, 10));
-    json_kv_str(g, "hash", pq_value(r, row, 11));
+    json_kv_str(g, "prev_hash", e->hashes_ok ? hex_encode(c->a, e->prev_hash, 32) : NULL);
+    json_kv_str(g, "hash", e->hashes_ok ? hex_encode(c->a, e->hash, 32) : NULL);
     json_close(g);
 }
 
@@ -233,26 +254,32 @@ void admin_audit_list(struct job_ctx *ctx, const struct masad_request *req,
         call_refuse_parameters(&c);
         return;
     }
-    const char *params[] = {after ? after : "0", serial, owner, action, since, until,
-                            arena_printf(c.a, "%ld", limit + 1)};
-    answer_list(&c, "audit_list", 7, params, limit, "events", write_event);
+    struct store_audit_filter f = {after ? atoll(after) : 0, serial, owner, action, since, until,
+                                   limit + 1};
+    struct store_audit_event *rows;
+    size_t n;
+    struct masad_error err;
+    if (store_audit_list(ctx->db, c.a, &f, &rows, &n, &err) != 0)
+        call_fail(&c, &err);
+    else
+        answer_list(&c, rows, n, sizeof(*rows), limit, "events", write_event, key_of_id);
 }
 
-static void write_checkpoint(struct call *c, yajl_gen g, const PGresult *r, int row)
+static void write_checkpoint(struct call *c, yajl_gen g, const void *row)
 {
+    const struct store_audit_checkpoint *k = row;
     struct json_value *signed_heads;
     struct masad_error err;
-    const char *text = PQgetvalue(r, row, 2);
     json_open(g);
-    json_kv_int(g, "id", atoll(PQgetvalue(r, row, 0)));
-    json_kv_str(g, "at", PQgetvalue(r, row, 1));
+    json_kv_int(g, "id", k->id);
+    json_kv_str(g, "at", k->at);
     json_str(g, "heads");
-    if (json_parse(c->a, text, strlen(text), 8, &signed_heads, &err) == 0 &&
+    if (json_parse(c->a, k->heads, strlen(k->heads), 8, &signed_heads, &err) == 0 &&
         json_get(signed_heads, "heads"))
         json_write_value(g, json_get(signed_heads, "heads"));
     else
         json_null(g);
-    json_kv_str(g, "signature", PQgetvalue(r, row, 3));
+    json_kv_str(g, "signature", base64_encode(c->a, k->signature, k->signature_len));
     json_close(g);
 }
 
@@ -266,6 +293,13 @@ void admin_checkpoint_list(struct job_ctx *ctx, const struct masad_request *req,
     if (!call_authorize(&c, "audit:read") ||
         !read_paging(&c, NULL, key_is_number, &limit, &after))
         return;
-    const char *params[] = {after ? after : "0", arena_printf(c.a, "%ld", limit + 1)};
-    answer_list(&c, "audit_checkpoint_page", 2, params, limit, "checkpoints", write_checkpoint);
+    struct store_audit_checkpoint *rows;
+    size_t n;
+    struct masad_error err;
+    if (store_audit_checkpoint_page(ctx->db, c.a, after ? atoll(after) : 0, limit + 1, &rows, &n,
+                                    &err) != 0)
+        call_fail(&c, &err);
+    else
+        answer_list(&c, rows, n, sizeof(*rows), limit, "checkpoints", write_checkpoint,
+                    key_of_id);
 }

@@ -12,30 +12,35 @@
 #define OID_CONVEYED_JSON "1.2.840.113549.1.9.16.1.43" /* RFC 8572 §3.1 id-ct-sztpConveyedInfoJSON */
 #define OID_CONVEYED_XML "1.2.840.113549.1.9.16.1.42"  /* id-ct-sztpConveyedInfoXML */
 
-struct domain_cert {
-    const char *der_hex, *cert_sha256_hex, *spki_sha256_hex, *subject, *not_after;
-};
-
 struct owner_input {
     const char *display_name;
     const struct json_value *brski;         /* stored as given, with the policy defaults */
     const char *registrar_auth, *pinning;   /* brski policy (docs/brski.md) */
-    struct domain_cert certs[MAX_CERTS];
+    struct store_domain_cert certs[MAX_CERTS];
     size_t cert_count;
-    const char *owner_cert_hex[MAX_CERTS];  /* DER, end entity first */
+    const unsigned char *owner_cert[MAX_CERTS]; /* DER, end entity first */
+    size_t owner_cert_len[MAX_CERTS];
     size_t owner_cert_count;
     const char *conveyed_json;              /* validated RFC 7951 text */
-    const char *signed_b64;                 /* normalised base64 of the CMS */
-    const char *signed_onboarding;          /* "true"/"false": what the signed data holds */
+    const unsigned char *signed_der;        /* the CMS, or NULL */
+    size_t signed_len;
+    bool signed_onboarding;                 /* what the signed data holds */
 };
 
-static const char *der_hex(struct arena *a, X509 *x)
+/* x's DER, in a */
+static const unsigned char *der_of(struct arena *a, X509 *x, size_t *len)
 {
     unsigned char *der = NULL;
     int n = i2d_X509(x, &der);
-    const char *h = hex_encode(a, der, (size_t)n);
+    if (n <= 0) {
+        *len = 0;
+        return NULL;
+    }
+    unsigned char *copy = arena_alloc(a, (size_t)n);
+    memcpy(copy, der, (size_t)n);
     OPENSSL_free(der);
-    return h;
+    *len = (size_t)n;
+    return copy;
 }
 
 static void free_x509(void *x) { X509_free(x); }
@@ -128,18 +133,15 @@ static void read_brski(struct call *c, const struct json_value *brski, struct ow
             call_field_error(c, where, "%s", why);
             continue;
         }
-        unsigned char cert_md[32], spki_md[32];
         char not_after[32];
-        crypto_cert_digests(x, cert_md, spki_md);
+        struct store_domain_cert *d = &in->certs[in->cert_count++];
+        crypto_cert_digests(x, d->cert_sha256, d->spki_sha256);
         crypto_time_rfc3339(X509_get0_notAfter(x), not_after);
-        struct domain_cert *d = &in->certs[in->cert_count++];
-        d->der_hex = der_hex(c->a, x);
-        d->cert_sha256_hex = hex_encode(c->a, cert_md, 32);
-        d->spki_sha256_hex = hex_encode(c->a, spki_md, 32);
+        d->der = der_of(c->a, x, &d->der_len);
         d->subject = crypto_cert_subject(x, c->a);
         d->not_after = arena_strdup(c->a, not_after);
         for (size_t j = 0; j + 1 < in->cert_count; j++)
-            if (!strcmp(in->certs[j].spki_sha256_hex, d->spki_sha256_hex))
+            if (!memcmp(in->certs[j].spki_sha256, d->spki_sha256, 32))
                 call_field_error(c, where, "has the same public key as /brski/domain_certs/%zu", j);
     }
     in->brski = brski;
@@ -156,7 +158,9 @@ static STACK_OF(X509) *read_owner_chain(struct call *c, const struct json_value 
             continue;
         X509_up_ref(x);
         sk_X509_push(chain, x);
-        in->owner_cert_hex[in->owner_cert_count++] = der_hex(c->a, x);
+        in->owner_cert[in->owner_cert_count] =
+            der_of(c->a, x, &in->owner_cert_len[in->owner_cert_count]);
+        in->owner_cert_count++;
     }
     char why[256];
     if (!c->error_count && crypto_chain_linked(chain, why) != 0)
@@ -231,8 +235,9 @@ static void read_signed(struct call *c, const struct json_value *v, STACK_OF(X50
     /* by its top-level node (validated just now): JSON member or XML element */
     const char *onboarding = strstr((const char *)content, "onboarding-information");
     const char *redirect = strstr((const char *)content, "redirect-information");
-    in->signed_onboarding = onboarding && (!redirect || onboarding < redirect) ? "true" : "false";
-    in->signed_b64 = base64_encode(c->a, der, len);
+    in->signed_onboarding = onboarding && (!redirect || onboarding < redirect);
+    in->signed_der = der;
+    in->signed_len = len;
 }
 
 static void read_sztp(struct call *c, const struct json_value *sztp, struct owner_input *in)
@@ -276,43 +281,23 @@ static void read_owner(struct call *c, const struct json_value *body, struct own
 
 /* ---- storing ---- */
 
-static int add_domain_certs(struct call *c, const char *owner, const struct owner_input *in,
-                            struct masad_error *err)
-{
-    size_t n = in->cert_count;
-    if (!n)
-        return 0;
-    const char *der[MAX_CERTS], *cert_md[MAX_CERTS], *spki[MAX_CERTS], *subj[MAX_CERTS],
-        *na[MAX_CERTS];
-    for (size_t i = 0; i < n; i++) {
-        der[i] = in->certs[i].der_hex;
-        cert_md[i] = in->certs[i].cert_sha256_hex;
-        spki[i] = in->certs[i].spki_sha256_hex;
-        subj[i] = in->certs[i].subject;
-        na[i] = in->certs[i].not_after;
-    }
-    const char *params[] = {owner, store_text_array(c->a, der, n), store_text_array(c->a, cert_md, n),
-                            store_text_array(c->a, spki, n), store_text_array(c->a, subj, n),
-                            store_text_array(c->a, na, n)};
-    return store_exec(c->ctx->db, c->a, "owner_certs_add", 6, params, NULL, err);
-}
-
 /* docs/management-api.md: a domain certificate belongs to one owner only (409). */
 static bool certs_free_for(struct call *c, const char *owner, const struct owner_input *in)
 {
-    const char *spki[MAX_CERTS];
+    unsigned char spki[MAX_CERTS][32];
     for (size_t i = 0; i < in->cert_count; i++)
-        spki[i] = in->certs[i].spki_sha256_hex;
-    const char *params[] = {store_text_array(c->a, spki, in->cert_count), owner};
-    PGresult *r;
+        memcpy(spki[i], in->certs[i].spki_sha256, 32);
+    struct store_cert_taken *taken;
+    size_t count;
     struct masad_error err;
-    if (store_exec(c->ctx->db, c->a, "owner_certs_taken", 2, params, &r, &err) != 0)
+    if (store_owner_certs_taken(c->ctx->db, c->a, owner, (const unsigned char(*)[32])spki,
+                                in->cert_count, &taken, &count, &err) != 0)
         return call_fail(c, &err);
-    for (int row = 0; row < PQntuples(r); row++)
+    for (size_t row = 0; row < count; row++)
         for (size_t i = 0; i < in->cert_count; i++)
-            if (!strcmp(PQgetvalue(r, row, 0), in->certs[i].spki_sha256_hex))
+            if (!memcmp(taken[row].spki_sha256, in->certs[i].spki_sha256, 32))
                 call_field_error(c, arena_printf(c->a, "/brski/domain_certs/%zu", i),
-                                 "is registered to owner \"%s\"", PQgetvalue(r, row, 1));
+                                 "is registered to owner \"%s\"", taken[row].owner_id);
     if (c->error_count)
         return call_refuse(c, 409, "a domain certificate belongs to another owner");
     return true;
@@ -333,41 +318,49 @@ static const char *brski_text(struct call *c, const struct owner_input *in)
     return json_finish(g, c->a, NULL);
 }
 
-static void write_owner(struct call *c, yajl_gen g, const PGresult *r, int row);
+static void write_owner(struct call *c, yajl_gen g, const void *row);
+
+/* The If-Match of a change to the locked owner holds; false: answered. */
+static bool owner_if_match(struct call *c, const char *owner)
+{
+    if (!c->req->if_match)
+        return true;
+    struct store_owner now;
+    struct masad_error err;
+    int found = store_owner_get(c->ctx->db, c->a, owner, &now, &err);
+    if (found < 0)
+        return call_fail(c, &err);
+    return call_check_if_match(c, row_etag(c, found ? &now : NULL, write_owner));
+}
 
 static bool store_owner(struct call *c, const char *owner, const struct owner_input *in,
                         bool *created)
 {
     struct masad_error err;
-    PGresult *lock;
-    const char *id[] = {owner};
+    int live;
     if (store_begin(c->ctx->db, &err) != 0 ||
-        store_exec(c->ctx->db, c->a, "owner_lock", 1, id, &lock, &err) != 0)
+        (live = store_owner_lock(c->ctx->db, c->a, owner, &err)) < 0)
         return call_fail(c, &err);
-    *created = PQntuples(lock) == 0 || strcmp(PQgetvalue(lock, 0, 0), "t") != 0;
-    const char *etag;
-    if (c->req->if_match && (!current_etag(c, "owner_get", owner, write_owner, &etag) ||
-                             !call_check_if_match(c, etag)))
+    *created = !live;
+    if (!owner_if_match(c, owner))
         return false;
     if (in->cert_count && !certs_free_for(c, owner, in))
         return false;
-    const char *params[] = {owner, in->display_name, brski_text(c, in),
-                            store_text_array(c->a, in->owner_cert_hex, in->owner_cert_count),
-                            in->conveyed_json, in->signed_b64, in->signed_onboarding};
-    yajl_gen g = json_gen_new();
-    json_open(g);
-    json_kv_int(g, "domain_certs", (long long)in->cert_count);
-    json_kv_int(g, "owner_certificates", (long long)in->owner_cert_count);
-    json_str(g, "conveyed_information");
-    json_bool(g, in->conveyed_json != NULL);
-    json_str(g, "signed_conveyed_information");
-    json_bool(g, in->signed_b64 != NULL);
-    json_close(g);
+    struct store_owner_write w = {owner, in->display_name, brski_text(c, in),
+                                  in->owner_cert, in->owner_cert_len, in->owner_cert_count,
+                                  in->conveyed_json, in->signed_der, in->signed_len,
+                                  in->signed_onboarding};
+    struct audit_detail *d = audit_detail_new(c->a);
+    audit_detail_int(d, "domain_certs", (long long)in->cert_count);
+    audit_detail_int(d, "owner_certificates", (long long)in->owner_cert_count);
+    audit_detail_bool(d, "conveyed_information", in->conveyed_json != NULL);
+    audit_detail_bool(d, "signed_conveyed_information", in->signed_der != NULL);
     struct audit_event e = {c->actor, *created ? "owner.create" : "owner.update", NULL, owner,
-                            "ok", json_finish(g, c->a, NULL)};
-    if (store_exec(c->ctx->db, c->a, "owner_upsert", 7, params, NULL, &err) != 0 ||
-        store_exec(c->ctx->db, c->a, "owner_certs_clear", 1, id, NULL, &err) != 0 ||
-        add_domain_certs(c, owner, in, &err) != 0 || audit_append(c->ctx->db, c->a, &e, &err) != 0 ||
+                            "ok", audit_detail_text(d)};
+    if (store_owner_upsert(c->ctx->db, c->a, &w, &err) != 0 ||
+        store_owner_certs_clear(c->ctx->db, c->a, owner, &err) != 0 ||
+        store_owner_certs_add(c->ctx->db, c->a, owner, in->certs, in->cert_count, &err) != 0 ||
+        audit_append_canonical(c->ctx->db, c->a, &e, &err) != 0 ||
         store_commit(c->ctx->db, &err) != 0) {
         if (!strcmp(err.code ? err.code : "", "db-unique")) /* a concurrent registration won */
             return call_refuse(c, 409, "a domain certificate belongs to another owner");
@@ -404,22 +397,20 @@ static void write_stored_json(struct call *c, yajl_gen g, const char *text)
         json_write_value(g, v);
 }
 
-static void write_sztp(struct call *c, yajl_gen g, const PGresult *r, int row)
+static void write_sztp(struct call *c, yajl_gen g, const struct store_owner *o)
 {
-    const char *certs = PQgetvalue(r, row, 3);
-    const char *conveyed = pq_value(r, row, 4), *signed_b64 = pq_value(r, row, 5);
+    const char *conveyed = o->conveyed_information, *signed_b64 = o->signed_conveyed_b64;
     json_str(g, "sztp");
-    if (!*certs && !conveyed && !signed_b64) {
+    if (!o->owner_cert_count && !conveyed && !signed_b64) {
         json_null(g);
         return;
     }
     json_open(g);
-    if (*certs) {
+    if (o->owner_cert_count) {
         json_str(g, "owner_certificate");
         json_open_array(g);
-        char *list = arena_strdup(c->a, certs), *save = NULL;
-        for (char *b64 = strtok_r(list, ",", &save); b64; b64 = strtok_r(NULL, ",", &save))
-            write_pem(g, c->a, b64);
+        for (size_t i = 0; i < o->owner_cert_count; i++)
+            write_pem(g, c->a, o->owner_certs_b64[i]);
         json_close_array(g);
     }
     if (conveyed) {
@@ -431,34 +422,41 @@ static void write_sztp(struct call *c, yajl_gen g, const PGresult *r, int row)
     json_close(g);
 }
 
-static void write_owner(struct call *c, yajl_gen g, const PGresult *r, int row)
+static void write_owner(struct call *c, yajl_gen g, const void *row)
 {
+    const struct store_owner *o = row;
     json_open(g);
-    json_kv_str(g, "owner_id", PQgetvalue(r, row, 0));
-    json_kv_str(g, "display_name", pq_value(r, row, 1));
+    json_kv_str(g, "owner_id", o->owner_id);
+    json_kv_str(g, "display_name", o->display_name);
     json_str(g, "brski");
-    write_stored_json(c, g, pq_value(r, row, 2));
-    write_sztp(c, g, r, row);
-    json_kv_str(g, "created_at", PQgetvalue(r, row, 6));
-    json_kv_str(g, "updated_at", PQgetvalue(r, row, 7));
+    write_stored_json(c, g, o->brski);
+    write_sztp(c, g, o);
+    json_kv_str(g, "created_at", o->created_at);
+    json_kv_str(g, "updated_at", o->updated_at);
     json_close(g);
+}
+
+static const char *owner_key(struct call *c, const void *row)
+{
+    (void)c;
+    return ((const struct store_owner *)row)->owner_id;
 }
 
 static void answer_owner(struct call *c, int status, const char *owner)
 {
     struct masad_error err;
-    PGresult *r;
-    const char *params[] = {owner};
-    if (store_exec(c->ctx->db, c->a, "owner_get", 1, params, &r, &err) != 0) {
+    struct store_owner o;
+    int found = store_owner_get(c->ctx->db, c->a, owner, &o, &err);
+    if (found < 0) {
         call_fail(c, &err);
         return;
     }
-    if (PQntuples(r) != 1) {
+    if (!found) {
         call_refuse(c, 404, "no owner \"%s\" exists", owner);
         return;
     }
     yajl_gen g = json_gen_new();
-    write_owner(c, g, r, 0);
+    write_owner(c, g, &o);
     call_answer_tagged(c, status, g);
 }
 
@@ -517,8 +515,13 @@ void admin_owner_list(struct job_ctx *ctx, const struct masad_request *req,
     if (!call_authorize(&c, "owners:read") ||
         !read_paging(&c, NULL, owner_id_valid, &limit, &after))
         return;
-    const char *params[] = {after ? after : "", arena_printf(c.a, "%ld", limit + 1)};
-    answer_list(&c, "owner_list", 2, params, limit, "owners", write_owner);
+    struct store_owner *rows;
+    size_t n;
+    struct masad_error err;
+    if (store_owner_list(ctx->db, c.a, after, limit + 1, &rows, &n, &err) != 0)
+        call_fail(&c, &err);
+    else
+        answer_list(&c, rows, n, sizeof(*rows), limit, "owners", write_owner, owner_key);
 }
 
 void admin_owner_delete(struct job_ctx *ctx, const struct masad_request *req,
@@ -529,34 +532,31 @@ void admin_owner_delete(struct job_ctx *ctx, const struct masad_request *req,
     const char *owner;
     if (!call_authorize(&c, "owners:write") || !(owner = owner_from_path(&c, 404)))
         return;
-    const char *id[] = {owner};
-    PGresult *lock, *owned;
     struct masad_error err;
-    if (store_begin(ctx->db, &err) != 0 ||
-        store_exec(ctx->db, c.a, "owner_lock", 1, id, &lock, &err) != 0) {
+    int live;
+    long long owned;
+    if (store_begin(ctx->db, &err) != 0 || (live = store_owner_lock(ctx->db, c.a, owner, &err)) < 0) {
         call_fail(&c, &err);
         return;
     }
-    if (PQntuples(lock) != 1 || strcmp(PQgetvalue(lock, 0, 0), "t") != 0) {
+    if (!live) {
         call_refuse(&c, 404, "no owner \"%s\" exists", owner);
         return;
     }
-    const char *etag;
-    if (req->if_match && (!current_etag(&c, "owner_get", owner, write_owner, &etag) ||
-                          !call_check_if_match(&c, etag)))
+    if (!owner_if_match(&c, owner))
         return;
-    if (store_exec(ctx->db, c.a, "owner_devices_count", 1, id, &owned, &err) != 0) {
+    if (store_owner_devices_count(ctx->db, c.a, owner, &owned, &err) != 0) {
         call_fail(&c, &err);
         return;
     }
-    if (atol(PQgetvalue(owned, 0, 0)) > 0) {
-        call_refuse(&c, 409, "owner \"%s\" still owns %s devices: release or transfer them first",
-                    owner, PQgetvalue(owned, 0, 0));
+    if (owned > 0) {
+        call_refuse(&c, 409, "owner \"%s\" still owns %lld devices: release or transfer them first",
+                    owner, owned);
         return;
     }
     struct audit_event e = {c.actor, "owner.delete", NULL, owner, "ok", NULL};
-    if (store_exec(ctx->db, c.a, "owner_delete", 1, id, NULL, &err) != 0 ||
-        store_exec(ctx->db, c.a, "owner_certs_clear", 1, id, NULL, &err) != 0 ||
+    if (store_owner_delete(ctx->db, c.a, owner, &err) != 0 ||
+        store_owner_certs_clear(ctx->db, c.a, owner, &err) != 0 ||
         audit_append(ctx->db, c.a, &e, &err) != 0 || store_commit(ctx->db, &err) != 0) {
         call_fail(&c, &err);
         return;

@@ -50,14 +50,15 @@ static int by_serial(const void *x, const void *y)
 }
 
 /* Each assignment's device must exist: the lock returns the ones that do. */
-static void check_devices(struct call *c, struct assignment **sorted, size_t n, PGresult *r,
+static void check_devices(struct call *c, struct assignment **sorted, size_t n,
+                          const struct store_device_secret *rows, size_t count,
                           const struct assignment *base, const char *prefix)
 {
-    int row = 0, rows = PQntuples(r);
+    size_t row = 0;
     for (size_t i = 0; i < n; i++) {
-        while (row < rows && strcmp(PQgetvalue(r, row, 0), sorted[i]->serial) < 0)
+        while (row < count && strcmp(rows[row].serial_number, sorted[i]->serial) < 0)
             row++;
-        if (row >= rows || strcmp(PQgetvalue(r, row, 0), sorted[i]->serial))
+        if (row >= count || strcmp(rows[row].serial_number, sorted[i]->serial))
             call_field_error(c, arena_printf(c->a, "%s/%zu/serial_number", prefix,
                                              (size_t)(sorted[i] - base)),
                              "no device has the serial number \"%s\"", sorted[i]->serial);
@@ -70,13 +71,9 @@ static int by_string(const void *x, const void *y)
 }
 
 /* Every assignment's owner must exist: the query returns those that do. */
-static void check_owners(struct call *c, struct assignment *as, size_t n, PGresult *r,
-                         const char *pointer_fmt)
+static void check_owners(struct call *c, struct assignment *as, size_t n, const char **ids,
+                         size_t known, const char *pointer_fmt)
 {
-    size_t known = (size_t)PQntuples(r);
-    const char **ids = arena_alloc(c->a, (known ? known : 1) * sizeof(char *));
-    for (size_t row = 0; row < known; row++)
-        ids[row] = PQgetvalue(r, (int)row, 0);
     qsort(ids, known, sizeof(*ids), by_string);
     for (size_t i = 0; i < n; i++) {
         const char *key = as[i].owner;
@@ -87,17 +84,17 @@ static void check_owners(struct call *c, struct assignment *as, size_t n, PGresu
 }
 
 /* Marks what changes against the current periods (serial order both). */
-static size_t mark_changes(struct assignment **sorted, size_t n, PGresult *current)
+static size_t mark_changes(struct assignment **sorted, size_t n,
+                           const struct store_ownership_current *current, size_t rows)
 {
-    int row = 0, rows = PQntuples(current);
-    size_t changed = 0;
+    size_t row = 0, changed = 0;
     for (size_t i = 0; i < n; i++) {
-        while (row < rows && strcmp(PQgetvalue(current, row, 0), sorted[i]->serial) < 0)
+        while (row < rows && strcmp(current[row].serial_number, sorted[i]->serial) < 0)
             row++;
-        bool has = row < rows && !strcmp(PQgetvalue(current, row, 0), sorted[i]->serial);
+        bool has = row < rows && !strcmp(current[row].serial_number, sorted[i]->serial);
         sorted[i]->had_owner = has;
-        sorted[i]->changed = !has || strcmp(PQgetvalue(current, row, 1), sorted[i]->owner) ||
-                             !same(pq_value(current, row, 2), sorted[i]->order_ref);
+        sorted[i]->changed = !has || strcmp(current[row].owner_id, sorted[i]->owner) ||
+                             !same(current[row].order_ref, sorted[i]->order_ref);
         changed += sorted[i]->changed;
     }
     return changed;
@@ -122,10 +119,8 @@ static int audit_changes(struct call *c, struct assignment **changed, size_t n, 
 /* The time of a change, read once the devices are locked. */
 static const char *change_time(struct call *c, struct masad_error *err)
 {
-    PGresult *r;
-    if (store_exec(c->ctx->db, c->a, "clock_now", 0, NULL, &r, err) != 0)
-        return NULL;
-    return PQgetvalue(r, 0, 0);
+    const char *at;
+    return store_clock_now(c->ctx->db, c->a, &at, err) == 0 ? at : NULL;
 }
 
 /* Closes the current periods of the changed devices and opens new ones. */
@@ -149,11 +144,8 @@ static int apply_changes(struct call *c, struct assignment **sorted, size_t n,
     const char *at = change_time(c, err);
     if (!at)
         return -1;
-    const char *close[] = {store_text_array(c->a, serials, k), at};
-    const char *open[] = {close[0], store_text_array(c->a, owners, k), store_text_array(c->a, refs, k),
-                          at};
-    if (store_exec(c->ctx->db, c->a, "ownership_close", 2, close, NULL, err) != 0 ||
-        store_exec(c->ctx->db, c->a, "ownership_open", 4, open, NULL, err) != 0 ||
+    if (store_ownership_close(c->ctx->db, c->a, serials, k, at, err) != 0 ||
+        store_ownership_open(c->ctx->db, c->a, serials, owners, refs, k, at, err) != 0 ||
         audit_changes(c, changed, k, false, err) != 0 || audit_changes(c, changed, k, true, err) != 0)
         return -1;
     return 0;
@@ -173,37 +165,38 @@ static long assign(struct call *c, struct assignment *as, struct assignment **so
         serials[i] = sorted[i]->serial;
         owners[i] = as[i].owner;
     }
-    const char *ser[] = {store_text_array(c->a, serials, n)};
-    const char *own[] = {store_text_array(c->a, owners, n)};
-    PGresult *devices, *known_owners, *current;
+    struct store_device_secret *devices;
+    struct store_ownership_current *current;
+    const char **known_owners;
+    size_t device_count, owner_count, current_count;
     if (store_begin(c->ctx->db, &err) != 0 ||
-        store_exec(c->ctx->db, c->a, "devices_lock", 1, ser, &devices, &err) != 0)
+        store_devices_lock(c->ctx->db, c->a, serials, n, &devices, &device_count, &err) != 0)
         return call_fail(c, &err), -1;
-    if (!batch && PQntuples(devices) != 1)
+    if (!batch && device_count != 1)
         return call_refuse(c, 404, "no device has the serial number \"%s\"", as[0].serial), -1;
     if (batch)
-        check_devices(c, sorted, n, devices, as, "/assignments");
-    if (store_exec(c->ctx->db, c->a, "owners_existing", 1, own, &known_owners, &err) != 0)
+        check_devices(c, sorted, n, devices, device_count, as, "/assignments");
+    if (store_owners_existing(c->ctx->db, c->a, owners, n, &known_owners, &owner_count, &err) != 0)
         return call_fail(c, &err), -1;
-    check_owners(c, as, n, known_owners, owner_pointer_fmt);
+    check_owners(c, as, n, known_owners, owner_count, owner_pointer_fmt);
     if (c->error_count)
         return call_refuse(c, 422, "%s", batch ? "the batch is invalid: nothing was stored"
                                                : "the assignment is invalid"), -1;
-    if (store_exec(c->ctx->db, c->a, "ownership_current", 1, ser, &current, &err) != 0)
+    if (store_ownership_current(c->ctx->db, c->a, serials, n, &current, &current_count, &err) != 0)
         return call_fail(c, &err), -1;
-    size_t changed = mark_changes(sorted, n, current);
+    size_t changed = mark_changes(sorted, n, current, current_count);
     if (apply_changes(c, sorted, n, &err) != 0 || store_commit(c->ctx->db, &err) != 0)
         return call_fail(c, &err), -1;
     return (long)changed;
 }
 
-static void write_period(yajl_gen g, const PGresult *r, int row)
+static void write_period(yajl_gen g, const struct store_ownership_period *p)
 {
     json_open(g);
-    json_kv_str(g, "owner_id", PQgetvalue(r, row, 0));
-    json_kv_str(g, "order_ref", pq_value(r, row, 1));
-    json_kv_str(g, "from", PQgetvalue(r, row, 2));
-    json_kv_str(g, "until", pq_value(r, row, 3));
+    json_kv_str(g, "owner_id", p->owner_id);
+    json_kv_str(g, "order_ref", p->order_ref);
+    json_kv_str(g, "from", p->from);
+    json_kv_str(g, "until", p->until);
     json_close(g);
 }
 
@@ -211,24 +204,23 @@ static void write_period(yajl_gen g, const PGresult *r, int row)
 static void answer_history(struct call *c, int status, const char *serial)
 {
     struct masad_error err;
-    PGresult *r;
-    const char *params[] = {serial};
-    if (store_exec(c->ctx->db, c->a, "ownership_history", 1, params, &r, &err) != 0) {
+    struct store_ownership_period *p;
+    size_t rows;
+    if (store_ownership_history(c->ctx->db, c->a, serial, &p, &rows, &err) != 0) {
         call_fail(c, &err);
         return;
     }
-    int rows = PQntuples(r);
     yajl_gen g = json_gen_new();
     json_open(g);
     json_str(g, "current");
-    if (rows > 0 && PQgetisnull(r, rows - 1, 3))
-        write_period(g, r, rows - 1);
+    if (rows > 0 && !p[rows - 1].until)
+        write_period(g, &p[rows - 1]);
     else
         json_null(g);
     json_str(g, "history");
     json_open_array(g);
-    for (int i = 0; i < rows; i++)
-        write_period(g, r, i);
+    for (size_t i = 0; i < rows; i++)
+        write_period(g, &p[i]);
     json_close_array(g);
     json_close(g);
     call_answer_json(c, status, g);
@@ -278,24 +270,24 @@ void admin_ownership_delete(struct job_ctx *ctx, const struct masad_request *req
     if (!call_authorize(&c, "ownership:write") || !(serial = serial_from_path(&c)))
         return;
     struct masad_error err;
-    const char *ser[] = {store_text_array(c.a, &serial, 1)};
-    PGresult *devices, *current;
+    struct store_device_secret *devices;
+    struct store_ownership_current *current;
+    size_t device_count, current_count;
     if (store_begin(ctx->db, &err) != 0 ||
-        store_exec(ctx->db, c.a, "devices_lock", 1, ser, &devices, &err) != 0 ||
-        store_exec(ctx->db, c.a, "ownership_current", 1, ser, &current, &err) != 0) {
+        store_devices_lock(ctx->db, c.a, &serial, 1, &devices, &device_count, &err) != 0 ||
+        store_ownership_current(ctx->db, c.a, &serial, 1, &current, &current_count, &err) != 0) {
         call_fail(&c, &err);
         return;
     }
-    if (PQntuples(devices) != 1) {
+    if (device_count != 1) {
         call_refuse(&c, 404, "no device has the serial number \"%s\"", serial);
         return;
     }
-    if (PQntuples(current) == 1) {
-        struct audit_event e = {c.actor, "ownership.release", serial, PQgetvalue(current, 0, 1),
+    if (current_count == 1) {
+        struct audit_event e = {c.actor, "ownership.release", serial, current[0].owner_id,
                                 "ok", NULL};
         const char *at = change_time(&c, &err);
-        const char *close[] = {ser[0], at};
-        if (!at || store_exec(ctx->db, c.a, "ownership_close", 2, close, NULL, &err) != 0 ||
+        if (!at || store_ownership_close(ctx->db, c.a, &serial, 1, at, &err) != 0 ||
             audit_append(ctx->db, c.a, &e, &err) != 0) {
             call_fail(&c, &err);
             return;
@@ -318,13 +310,12 @@ void admin_ownership_get(struct job_ctx *ctx, const struct masad_request *req,
         !call_read_query(&c, NULL))
         return;
     struct masad_error err;
-    PGresult *r;
-    const char *params[] = {serial};
-    if (store_exec(ctx->db, c.a, "device_exists", 1, params, &r, &err) != 0) {
+    int exists = store_device_exists(ctx->db, c.a, serial, &err);
+    if (exists < 0) {
         call_fail(&c, &err);
         return;
     }
-    if (PQntuples(r) != 1) {
+    if (!exists) {
         call_refuse(&c, 404, "no device has the serial number \"%s\"", serial);
         return;
     }

@@ -152,28 +152,29 @@ static int create_token(struct store_conn *db, struct arena *a,
                         const struct admin_token_args *args, const char *expires_at, FILE *out,
                         FILE *err)
 {
-    char token[64], hash[65];
+    char token[64];
+    unsigned char hash[32];
     new_token(token);
-    sha256_hex_to(token, strlen(token), hash);
+    EVP_Digest(token, strlen(token), hash, NULL, EVP_sha256(), NULL);
     struct masad_error e;
-    PGresult *r;
-    const char *params[] = {args->name, hash, args->scopes, expires_at};
-    struct audit_event ev = {
-        cli_actor(a), "token.create", NULL, NULL, "ok",
-        arena_printf(a, "{\"name\": \"%s\", \"scopes\": \"%s\", \"expires\": %s%s%s}", args->name,
-                     args->scopes, *expires_at ? "\"" : "", *expires_at ? expires_at : "null",
-                     *expires_at ? "\"" : "")};
-    if (store_begin(db, &e) != 0 || store_exec(db, a, "token_create", 4, params, &r, &e) != 0) {
+    int created;
+    struct audit_detail *d = audit_detail_new(a);
+    audit_detail_str(d, "name", args->name);
+    audit_detail_str(d, "scopes", args->scopes);
+    audit_detail_str(d, "expires", *expires_at ? expires_at : NULL);
+    struct audit_event ev = {cli_actor(a), "token.create", NULL, NULL, "ok", audit_detail_text(d)};
+    if (store_begin(db, &e) != 0 ||
+        (created = store_token_create(db, a, args->name, hash, args->scopes, expires_at, &e)) < 0) {
         fprintf(err, "masad: %s\n", e.message);
         return 1;
     }
-    if (PQntuples(r) != 1) {
+    if (!created) {
         store_rollback(db);
         fprintf(err, "masad: a token named %s exists already (names are never reused)\n",
                 args->name);
         return 1;
     }
-    if (audit_append(db, a, &ev, &e) != 0 || store_commit(db, &e) != 0) {
+    if (audit_append_canonical(db, a, &ev, &e) != 0 || store_commit(db, &e) != 0) {
         fprintf(err, "masad: %s\n", e.message);
         return 1;
     }
@@ -182,9 +183,9 @@ static int create_token(struct store_conn *db, struct arena *a,
     return 0;
 }
 
-static const char *or_never(const PGresult *r, int row, int col)
+static const char *or_never(const char *t)
 {
-    return PQgetisnull(r, row, col) ? "never" : PQgetvalue(r, row, col);
+    return t ? t : "never";
 }
 
 /* Revoked and expiry-passed tokens are listed with their times; "-" means
@@ -192,20 +193,21 @@ static const char *or_never(const PGresult *r, int row, int col)
 static int list_tokens(struct store_conn *db, struct arena *a, FILE *out, FILE *err)
 {
     struct masad_error e;
-    PGresult *r;
-    if (store_exec(db, a, "token_list", 0, NULL, &r, &e) != 0) {
+    struct store_token *t;
+    size_t n;
+    if (store_token_list(db, a, &t, &n, &e) != 0) {
         fprintf(err, "masad: %s\n", e.message);
         return 1;
     }
     fprintf(out, "%-24s %-21s %-21s %-21s %-21s %s\n", "NAME", "CREATED", "REVOKED", "EXPIRES",
             "LAST USED", "SCOPES");
-    for (int i = 0; i < PQntuples(r); i++) {
-        const char *expires = or_never(r, i, 4);
-        if (!strcmp(PQgetvalue(r, i, 6), "t"))
+    for (size_t i = 0; i < n; i++) {
+        const char *expires = or_never(t[i].expires_at);
+        if (t[i].expired)
             expires = arena_printf(a, "%s(expired)", expires);
-        fprintf(out, "%-24s %-21s %-21s %-21s %-21s %s\n", PQgetvalue(r, i, 0),
-                PQgetvalue(r, i, 2), PQgetisnull(r, i, 3) ? "-" : PQgetvalue(r, i, 3), expires,
-                or_never(r, i, 5), PQgetvalue(r, i, 1));
+        fprintf(out, "%-24s %-21s %-21s %-21s %-21s %s\n", t[i].name, t[i].created_at,
+                t[i].revoked_at ? t[i].revoked_at : "-", expires, or_never(t[i].last_used_at),
+                t[i].scopes);
     }
     return 0;
 }
@@ -214,20 +216,20 @@ static int revoke_token(struct store_conn *db, struct arena *a, const char *name
                         FILE *err)
 {
     struct masad_error e;
-    PGresult *r;
-    const char *params[] = {name};
-    struct audit_event ev = {cli_actor(a), "token.revoke", NULL, NULL, "ok",
-                             arena_printf(a, "{\"name\": \"%s\"}", name)};
-    if (store_begin(db, &e) != 0 || store_exec(db, a, "token_revoke", 1, params, &r, &e) != 0) {
+    int revoked;
+    struct audit_detail *d = audit_detail_new(a);
+    audit_detail_str(d, "name", name);
+    struct audit_event ev = {cli_actor(a), "token.revoke", NULL, NULL, "ok", audit_detail_text(d)};
+    if (store_begin(db, &e) != 0 || (revoked = store_token_revoke(db, a, name, &e)) < 0) {
         fprintf(err, "masad: %s\n", e.message);
         return 1;
     }
-    if (PQntuples(r) != 1) {
+    if (!revoked) {
         store_rollback(db);
         fprintf(err, "masad: no active token named %s\n", name);
         return 1;
     }
-    if (audit_append(db, a, &ev, &e) != 0 || store_commit(db, &e) != 0) {
+    if (audit_append_canonical(db, a, &ev, &e) != 0 || store_commit(db, &e) != 0) {
         fprintf(err, "masad: %s\n", e.message);
         return 1;
     }

@@ -6,13 +6,16 @@
 
 #include "common/json.h"
 #include "common/log.h"
-#include "store/store_pq.h"
+#include "store/audit.h"
 
 /* The hash covers the detail's text: write it canonically (docs/audit.md:
  * no whitespace, object keys in byte order) so that an auditor can rebuild
- * the text from the parsed value. */
-static const char *canonical(struct arena *a, const char *detail)
+ * the text from the parsed value. A detail built with audit_detail_* is
+ * canonical already and goes as it is. */
+static const char *canonical(struct arena *a, const char *detail, bool is_canonical)
 {
+    if (is_canonical)
+        return detail;
     struct json_value *v;
     struct masad_error err;
     if (!detail || json_parse(a, detail, strlen(detail), 64, &v, &err) != 0)
@@ -69,32 +72,26 @@ static const char *bounded_detail(struct arena *a, const char *detail)
 static __thread struct {
     const struct store_conn *db;
     unsigned long transaction;
-    char chain[16];
+    int chain;
 } held;
 
 /* Appends n events to one chain: the database takes the head, hashes and
  * inserts the events and moves the head in one statement, so that the head
  * is held from take to move even outside a transaction. */
 static int append_chained(struct store_conn *db, struct arena *a, const struct audit_event *e,
-                          const char *const *serials, const char *const *owners, size_t n,
-                          struct masad_error *err)
+                          bool is_canonical, const char *const *serials, const char *const *owners,
+                          size_t n, struct masad_error *err)
 {
     unsigned long tx = store_transaction(db);
     bool holding = tx && held.db == db && held.transaction == tx;
-    const char **none = arena_alloc(a, n * sizeof(char *));
-    const char *params[] = {holding ? held.chain : NULL,
-                            audit_bounded(a, e->actor, AUDIT_ACTOR_MAX),
-                            e->action,
-                            store_text_array(a, serials, n),
-                            store_text_array(a, owners ? owners : none, n),
-                            e->outcome,
-                            bounded_detail(a, canonical(a, e->detail))};
-    PGresult *r;
-    if (store_exec(db, a, "audit_append", 7, params, &r, err) != 0)
+    int chain;
+    if (store_audit_append(db, a, holding ? held.chain : -1,
+                           audit_bounded(a, e->actor, AUDIT_ACTOR_MAX), e->action, serials, owners,
+                           n, e->outcome, bounded_detail(a, canonical(a, e->detail, is_canonical)), &chain, err) != 0)
         return -1;
     held.db = db;
     held.transaction = tx;
-    snprintf(held.chain, sizeof(held.chain), "%s", PQgetvalue(r, 0, 0));
+    held.chain = chain;
     return 0;
 }
 
@@ -102,16 +99,13 @@ static int append_chained(struct store_conn *db, struct arena *a, const struct a
 /* Benchmark builds only (tests/bench/brski.sh): no chain, to measure its cost. */
 #define append append_unchained
 static int append_unchained(struct store_conn *db, struct arena *a, const struct audit_event *e,
-                            const char *const *serials, const char *const *owners, size_t n,
-                            struct masad_error *err)
+                            bool is_canonical, const char *const *serials,
+                            const char *const *owners, size_t n, struct masad_error *err)
 {
-    const char **none = arena_alloc(a, n * sizeof(char *));
-    const char *params[] = {audit_bounded(a, e->actor, AUDIT_ACTOR_MAX), e->action, e->outcome,
-                            bounded_detail(a, canonical(a, e->detail)),
-                            store_text_array(a, serials, n),
-                            store_text_array(a, owners ? owners : none, n)};
     (void)append_chained;
-    return store_exec(db, a, "audit_insert_unchained", 6, params, NULL, err);
+    return store_audit_insert_unchained(db, a, audit_bounded(a, e->actor, AUDIT_ACTOR_MAX),
+                                        e->action, serials, owners, n, e->outcome,
+                                        bounded_detail(a, canonical(a, e->detail, is_canonical)), err);
 }
 #else
 #define append append_chained
@@ -120,7 +114,13 @@ static int append_unchained(struct store_conn *db, struct arena *a, const struct
 int audit_append(struct store_conn *db, struct arena *a, const struct audit_event *e,
                  struct masad_error *err)
 {
-    return append(db, a, e, &e->serial_number, &e->owner_id, 1, err);
+    return append(db, a, e, false, &e->serial_number, &e->owner_id, 1, err);
+}
+
+int audit_append_canonical(struct store_conn *db, struct arena *a, const struct audit_event *e,
+                           struct masad_error *err)
+{
+    return append(db, a, e, true, &e->serial_number, &e->owner_id, 1, err);
 }
 
 int audit_append_many(struct store_conn *db, struct arena *a, const char *actor,
@@ -131,5 +131,5 @@ int audit_append_many(struct store_conn *db, struct arena *a, const char *actor,
     if (count == 0)
         return 0;
     struct audit_event e = {actor, action, NULL, NULL, outcome, detail};
-    return append(db, a, &e, serials, owners, count, err);
+    return append(db, a, &e, false, serials, owners, count, err);
 }

@@ -23,8 +23,29 @@ struct audit_event {
     const char *detail;         /* a JSON object as text, or NULL */
 };
 
+/* ---- details written canonically once (detail.c) ---- */
+
+/* An event's detail, built member by member and written once in the
+ * canonical form the hash covers (docs/audit.md: no whitespace, keys in
+ * byte order), so that appending does not parse and rewrite it. */
+struct audit_detail;
+#define AUDIT_DETAIL_MEMBERS 32
+struct audit_detail *audit_detail_new(struct arena *a);
+void audit_detail_str(struct audit_detail *d, const char *key, const char *value); /* NULL: null */
+void audit_detail_int(struct audit_detail *d, const char *key, long long value);
+void audit_detail_bool(struct audit_detail *d, const char *key, bool value);
+/* The canonical text, in the arena; NULL when a key was given twice or
+ * more than AUDIT_DETAIL_MEMBERS members (what a parse of such text gives). */
+const char *audit_detail_text(struct audit_detail *d);
+
+/* The detail is parsed and written canonically before it is stored and
+ * hashed (docs/audit.md). */
 int audit_append(struct store_conn *db, struct arena *a, const struct audit_event *e,
                  struct masad_error *err);
+/* The same for a detail that is canonical already (audit_detail_text, or
+ * NULL): stored and hashed as it is, without the parse and rewrite. */
+int audit_append_canonical(struct store_conn *db, struct arena *a, const struct audit_event *e,
+                           struct masad_error *err);
 
 /* One event per serial (owners[i] may be NULL; owners NULL: none), same
  * actor, action, outcome and detail: one statement for a whole batch. */
@@ -58,6 +79,9 @@ const char *audit_bounded(struct arena *a, const char *s, size_t max);
  * Failures are logged: the refusal's answer does not depend on them. */
 void audit_refusal(struct store_conn *db, struct arena *a, const struct audit_event *e,
                    const char *source, bool authenticated);
+/* The same for an event whose detail is canonical already (audit_detail_text). */
+void audit_refusal_canonical(struct store_conn *db, struct arena *a, const struct audit_event *e,
+                             const char *source, bool authenticated);
 
 struct refusal;
 

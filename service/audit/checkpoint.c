@@ -8,24 +8,27 @@
 #include "common/json.h"
 #include "common/metrics.h"
 #include "crypto/crypto.h"
-#include "store/store_pq.h"
+#include "store/audit.h"
 
 #define OID_DATA "1.2.840.113549.1.7.1"
 
 /* {"at":...,"heads":[{"chain":..,"chain_seq":..,"hash":".."}...]}: keys in
  * byte order, no whitespace — canonical, so the signed text is the value */
-static const char *heads_text(struct arena *a, const char *at, const PGresult *heads)
+static const char *heads_text(struct arena *a, const char *at,
+                              const struct store_audit_head *heads, size_t n)
 {
     yajl_gen g = json_gen_new();
     json_open(g);
     json_kv_str(g, "at", at);
     json_str(g, "heads");
     json_open_array(g);
-    for (int i = 0; i < PQntuples(heads); i++) {
+    for (size_t i = 0; i < n; i++) {
+        char hash[65];
+        hex_encode_to(heads[i].hash, 32, hash);
         json_open(g);
-        json_kv_int(g, "chain", atoll(PQgetvalue(heads, i, 0)));
-        json_kv_int(g, "chain_seq", atoll(PQgetvalue(heads, i, 1)));
-        json_kv_str(g, "hash", PQgetvalue(heads, i, 2));
+        json_kv_int(g, "chain", heads[i].chain);
+        json_kv_int(g, "chain_seq", heads[i].chain_seq);
+        json_kv_str(g, "hash", hash);
         json_close(g);
     }
     json_close_array(g);
@@ -33,41 +36,40 @@ static const char *heads_text(struct arena *a, const char *at, const PGresult *h
     return json_finish(g, a, NULL);
 }
 
-static bool due(const PGresult *r, unsigned every_events, unsigned every_seconds)
+static bool due(const struct store_audit_due *d, unsigned every_events, unsigned every_seconds)
 {
-    if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) /* another replica is at it */
+    if (!d->locked) /* another replica is at it */
         return false;
-    long long events = atoll(PQgetvalue(r, 0, 3));
-    if (events <= 0)
+    if (d->events <= 0)
         return false;
-    return PQgetisnull(r, 0, 2) || events >= (long long)every_events ||
-           atoll(PQgetvalue(r, 0, 2)) >= (long long)every_seconds;
+    return !d->has_last || d->events >= (long long)every_events ||
+           d->last_age >= (long long)every_seconds;
 }
 
 int audit_checkpoint_maybe(struct store_conn *db, struct crypto_signer *signer, struct arena *a,
                            unsigned every_events, unsigned every_seconds, struct masad_error *err)
 {
-    PGresult *state, *heads;
+    struct store_audit_due state;
+    struct store_audit_head *heads;
+    size_t n;
     if (store_begin(db, err) != 0)
         return -1;
-    if (store_exec(db, a, "audit_checkpoint_due", 0, NULL, &state, err) != 0)
+    if (store_audit_checkpoint_due(db, a, &state, err) != 0)
         goto fail;
-    if (!PQgetisnull(state, 0, 2))
-        metrics_checkpoint_age(atoll(PQgetvalue(state, 0, 2)));
-    if (!due(state, every_events, every_seconds)) {
+    if (state.has_last)
+        metrics_checkpoint_age(state.last_age);
+    if (!due(&state, every_events, every_seconds)) {
         store_rollback(db);
         return 0;
     }
-    if (store_exec(db, a, "audit_heads", 0, NULL, &heads, err) != 0)
+    if (store_audit_heads(db, a, &heads, &n, err) != 0)
         goto fail;
-    const char *at = PQgetvalue(state, 0, 1);
-    const char *text = heads_text(a, at, heads);
+    const char *text = heads_text(a, state.now, heads, n);
     unsigned char *der;
     size_t der_len;
     if (crypto_cms_sign(signer, a, text, strlen(text), OID_DATA, &der, &der_len, err) != 0)
         goto fail;
-    const char *params[] = {at, text, hex_encode(a, der, der_len)};
-    if (store_exec(db, a, "audit_checkpoint_add", 3, params, NULL, err) != 0 ||
+    if (store_audit_checkpoint_add(db, a, state.now, text, der, der_len, err) != 0 ||
         store_commit(db, err) != 0)
         goto fail;
     metrics_checkpoint_age(0);
@@ -81,33 +83,32 @@ int audit_export_checkpoints(struct store_conn *db, FILE *out, FILE *err)
 {
     struct arena *a = arena_new();
     struct masad_error e;
-    char after[32] = "0";
+    long long after = 0;
     for (;;) {
-        PGresult *r;
-        const char *params[] = {after, "500"};
-        if (store_exec(db, a, "audit_checkpoint_page", 2, params, &r, &e) != 0) {
+        struct store_audit_checkpoint *k;
+        size_t n;
+        if (store_audit_checkpoint_page(db, a, after, 500, &k, &n, &e) != 0) {
             fprintf(err, "masad: %s\n", e.message);
             arena_free(a);
             return 1;
         }
-        for (int i = 0; i < PQntuples(r); i++) {
+        for (size_t i = 0; i < n; i++) {
             struct json_value *heads;
-            const char *text = PQgetvalue(r, i, 2);
             yajl_gen g = json_gen_new();
             json_open(g);
-            json_kv_int(g, "id", atoll(PQgetvalue(r, i, 0)));
-            json_kv_str(g, "at", PQgetvalue(r, i, 1));
+            json_kv_int(g, "id", k[i].id);
+            json_kv_str(g, "at", k[i].at);
             json_str(g, "heads");
-            if (json_parse(a, text, strlen(text), 8, &heads, &e) == 0)
+            if (json_parse(a, k[i].heads, strlen(k[i].heads), 8, &heads, &e) == 0)
                 json_write_value(g, json_get(heads, "heads"));
             else
                 json_null(g);
-            json_kv_str(g, "signature", PQgetvalue(r, i, 3));
+            json_kv_str(g, "signature", base64_encode(a, k[i].signature, k[i].signature_len));
             json_close(g);
             fprintf(out, "%s\n", json_finish(g, a, NULL));
-            snprintf(after, sizeof(after), "%s", PQgetvalue(r, i, 0));
+            after = k[i].id;
         }
-        if (PQntuples(r) < 500)
+        if (n < 500)
             break;
         arena_reset(a);
     }

@@ -115,16 +115,17 @@ static bool count_or_open(const struct audit_event *e, const char *source, long 
     return false;
 }
 
-static void write_refusal(struct store_conn *db, struct arena *a, const struct audit_event *e)
+static void write_refusal(struct store_conn *db, struct arena *a, const struct audit_event *e,
+                          bool is_canonical)
 {
     struct masad_error err;
-    if (audit_append(db, a, e, &err) != 0)
+    if ((is_canonical ? audit_append_canonical : audit_append)(db, a, e, &err) != 0)
         log_error("audit: cannot record the refusal %s of %s: %s", e->action,
                   e->actor ? audit_bounded(a, e->actor, 80) : "?", err.message);
 }
 
-void audit_refusal(struct store_conn *db, struct arena *a, const struct audit_event *e,
-                   const char *source, bool authenticated)
+static void refusal(struct store_conn *db, struct arena *a, const struct audit_event *e,
+                    bool is_canonical, const char *source, bool authenticated)
 {
     store_rollback(db);
     if (!e)
@@ -138,37 +139,45 @@ void audit_refusal(struct store_conn *db, struct arena *a, const struct audit_ev
         if (!write)
             return;
     }
-    write_refusal(db, a, e);
+    write_refusal(db, a, e, is_canonical);
+}
+
+void audit_refusal(struct store_conn *db, struct arena *a, const struct audit_event *e,
+                   const char *source, bool authenticated)
+{
+    refusal(db, a, e, false, source, authenticated);
+}
+
+void audit_refusal_canonical(struct store_conn *db, struct arena *a, const struct audit_event *e,
+                             const char *source, bool authenticated)
+{
+    refusal(db, a, e, true, source, authenticated);
 }
 
 void audit_refuse(struct store_conn *db, struct arena *a, const struct refusal *r,
                   const char *actor, const char *serial, const char *owner, const char *peer,
                   bool authenticated, const char *const *more)
 {
-    yajl_gen g = json_gen_new();
-    json_open(g);
-    json_kv_int(g, "status", r->status);
-    json_kv_str(g, "reason", r->sentence);
+    struct audit_detail *d = audit_detail_new(a);
+    audit_detail_int(d, "status", r->status);
+    audit_detail_str(d, "reason", r->sentence);
     for (const char *const *m = more; m && m[0]; m += 2)
-        json_kv_str(g, m[0], m[1]);
-    json_kv_str(g, "peer", peer);
-    json_close(g);
-    struct audit_event e = {actor, r->action, serial, owner, "refused", json_finish(g, a, NULL)};
-    audit_refusal(db, a, r->status != 503 ? &e : NULL, peer, authenticated);
+        audit_detail_str(d, m[0], m[1]);
+    audit_detail_str(d, "peer", peer);
+    struct audit_event e = {actor, r->action, serial, owner, "refused", audit_detail_text(d)};
+    refusal(db, a, r->status != 503 ? &e : NULL, true, peer, authenticated);
 }
 
 static void write_summary(struct store_conn *db, struct arena *a, const struct summary *s)
 {
-    yajl_gen g = json_gen_new();
-    json_open(g);
-    json_kv_int(g, "count", (long long)s->count);
-    json_kv_str(g, "source", s->source);
-    json_kv_str(g, "since", s->opened_at);
-    json_kv_int(g, "window_seconds", AUDIT_SUMMARY_WINDOW_SECONDS);
-    json_close(g);
+    struct audit_detail *d = audit_detail_new(a);
+    audit_detail_int(d, "count", (long long)s->count);
+    audit_detail_str(d, "source", s->source);
+    audit_detail_str(d, "since", s->opened_at);
+    audit_detail_int(d, "window_seconds", AUDIT_SUMMARY_WINDOW_SECONDS);
     struct audit_event e = {s->actor, arena_printf(a, "%s.summary", s->action), NULL, NULL,
-                            "refused", json_finish(g, a, NULL)};
-    write_refusal(db, a, &e);
+                            "refused", audit_detail_text(d)};
+    write_refusal(db, a, &e, true);
 }
 
 /* Takes up to max entries whose window has ended (all: every entry) out of

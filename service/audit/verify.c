@@ -12,7 +12,7 @@
 #include "common/encoding.h"
 #include "audit/audit.h"
 #include "common/json.h"
-#include "store/store_pq.h"
+#include "store/audit.h"
 
 /* a checkpoint's record of one chain's head */
 struct mark {
@@ -80,11 +80,9 @@ static X509_STORE *load_anchors(const char *path, FILE *out)
     return store;
 }
 
-/* The signed text of a checkpoint (NUL-terminated, in a), or NULL. */
-static char *signed_text(struct verify *v, struct arena *a, const char *signature_b64)
+/* The signed text of a checkpoint's CMS (NUL-terminated, in a), or NULL. */
+static char *signed_der_text(struct verify *v, struct arena *a, const unsigned char *p, size_t len)
 {
-    size_t len = 0;
-    const unsigned char *p = base64_decode(a, signature_b64, strlen(signature_b64), &len);
     CMS_ContentInfo *cms = p && len > 0 ? d2i_CMS_ContentInfo(NULL, &p, (long)len) : NULL;
     BIO *content = BIO_new(BIO_s_mem());
     char *text = NULL;
@@ -99,31 +97,38 @@ static char *signed_text(struct verify *v, struct arena *a, const char *signatur
     return text;
 }
 
+/* The same for an exported checkpoint's base64 signature. */
+static char *signed_text(struct verify *v, struct arena *a, const char *signature_b64)
+{
+    size_t len = 0;
+    const unsigned char *p = base64_decode(a, signature_b64, strlen(signature_b64), &len);
+    return signed_der_text(v, a, p, len);
+}
+
 static int check_stored_signatures(struct verify *v)
 {
     struct arena *a = arena_new();
     struct masad_error err;
-    char after[32] = "0";
+    long long after = 0;
     for (bool more = true; more && !v->fault;) {
-        PGresult *r;
-        const char *params[] = {after, "200"};
-        if (store_exec(v->db, a, "audit_checkpoint_page", 2, params, &r, &err) != 0) {
+        struct store_audit_checkpoint *k;
+        size_t n;
+        if (store_audit_checkpoint_page(v->db, a, after, 200, &k, &n, &err) != 0) {
             fprintf(v->out, "masad: %s\n", err.message);
             arena_free(a);
             return -1;
         }
-        for (int i = 0; i < PQntuples(r) && !v->fault; i++) {
-            const char *text = signed_text(v, a, PQgetvalue(r, i, 3));
+        for (size_t i = 0; i < n && !v->fault; i++) {
+            const char *text = signed_der_text(v, a, k[i].signature, k[i].signature_len);
             if (!text)
-                fault(v, "checkpoint %s: its signature does not verify with the trust anchors",
-                      PQgetvalue(r, i, 0));
-            else if (strcmp(text, PQgetvalue(r, i, 2)) != 0)
-                fault(v, "checkpoint %s: the stored heads differ from what was signed",
-                      PQgetvalue(r, i, 0));
+                fault(v, "checkpoint %lld: its signature does not verify with the trust anchors",
+                      k[i].id);
+            else if (strcmp(text, k[i].heads) != 0)
+                fault(v, "checkpoint %lld: the stored heads differ from what was signed", k[i].id);
             v->checkpoints++;
-            snprintf(after, sizeof(after), "%s", PQgetvalue(r, i, 0));
+            after = k[i].id;
         }
-        more = PQntuples(r) == 200;
+        more = n == 200;
         arena_reset(a);
     }
     arena_free(a);
@@ -207,39 +212,37 @@ struct marks_iter {
     struct verify *v;
     int chain;
     struct arena *a;
-    PGresult *page;
-    int row;
+    struct store_audit_mark *page;
+    size_t count, row;
+    bool fetched;
     long long after_id;
     bool done;
 };
 
 static bool next_stored_mark(struct marks_iter *it, struct mark *m)
 {
-    while (!it->done && (!it->page || it->row >= PQntuples(it->page))) {
-        if (it->page && PQntuples(it->page) < 500) {
+    while (!it->done && (!it->fetched || it->row >= it->count)) {
+        if (it->fetched && it->count < STORE_AUDIT_MARKS_PAGE) {
             it->done = true;
             break;
         }
         arena_reset(it->a);
-        char chain[16], after[32];
-        snprintf(chain, sizeof(chain), "%d", it->chain);
-        snprintf(after, sizeof(after), "%lld", it->after_id);
-        const char *params[] = {chain, after};
         struct masad_error err;
         it->row = 0;
-        if (store_exec(it->v->db, it->a, "audit_checkpoint_heads", 2, params, &it->page, &err) != 0) {
+        it->fetched = true;
+        if (store_audit_checkpoint_marks(it->v->db, it->a, it->chain, it->after_id, &it->page,
+                                         &it->count, &err) != 0) {
             fault(it->v, "cannot read the checkpoints: %s", err.message);
             it->done = true;
         }
     }
     if (it->done)
         return false;
-    m->id = it->after_id = atoll(PQgetvalue(it->page, it->row, 0));
+    const struct store_audit_mark *s = &it->page[it->row++];
+    m->id = it->after_id = s->id;
     m->chain = it->chain;
-    m->chain_seq = atoll(PQgetvalue(it->page, it->row, 1));
-    if (unhex(PQgetvalue(it->page, it->row, 2), m->hash, 32) != 0)
-        m->chain_seq = -1;
-    it->row++;
+    m->chain_seq = s->hash_ok ? s->chain_seq : -1;
+    memcpy(m->hash, s->hash, 32);
     return true;
 }
 
@@ -282,44 +285,46 @@ static void meet_marks(struct walk *w)
     }
 }
 
-static void check_event(struct walk *w, const PGresult *r, int row)
+static void check_event(struct walk *w, const struct store_audit_event *e)
 {
-    const char *fields[10];
-    for (int i = 0; i < 10; i++)
-        fields[i] = PQgetisnull(r, row, i) ? NULL : PQgetvalue(r, row, i);
-    const char *seq = fields[0];
-    long long cs = atoll(fields[2]);
-    unsigned char prev[32], stored[32], computed[32];
+    char seq[24], chain[16], chain_seq[24];
+    snprintf(seq, sizeof(seq), "%lld", e->seq);
+    snprintf(chain, sizeof(chain), "%d", e->chain);
+    snprintf(chain_seq, sizeof(chain_seq), "%lld", e->chain_seq);
+    /* the hash covers the fields as the database writes them as text */
+    const char *fields[10] = {seq,          chain,     chain_seq,        e->at,
+                              e->actor,     e->action, e->serial_number, e->owner_id,
+                              e->outcome,   e->detail};
+    long long cs = e->chain_seq;
+    unsigned char computed[32];
     if (cs != w->chain_seq + 1) {
         fault(w->v, "chain %d: chain_seq %lld to %lld missing before seq %s (events were deleted)",
               w->chain, w->chain_seq + 1, cs - 1, seq);
         return;
     }
-    if (unhex(PQgetvalue(r, row, 10), prev, 32) != 0 || memcmp(prev, w->hash, 32) != 0) {
+    if (!e->hashes_ok || memcmp(e->prev_hash, w->hash, 32) != 0) {
         fault(w->v, "chain %d: seq %s (chain_seq %lld) does not link to the event before it "
                     "(an event was inserted, moved or reordered)", w->chain, seq, cs);
         return;
     }
-    audit_event_hash(fields, prev, computed);
-    if (unhex(PQgetvalue(r, row, 11), stored, 32) != 0 || memcmp(stored, computed, 32) != 0) {
+    audit_event_hash(fields, e->prev_hash, computed);
+    if (memcmp(e->hash, computed, 32) != 0) {
         fault(w->v, "chain %d: seq %s (chain_seq %lld): its hash does not match its fields "
                     "(the event was edited)", w->chain, seq, cs);
         return;
     }
     w->chain_seq = cs;
-    memcpy(w->hash, stored, 32);
+    memcpy(w->hash, e->hash, 32);
     w->v->events++;
     meet_marks(w);
 }
 
-static void finish_chain(struct walk *w, const char *head_seq, const char *head_hash)
+static void finish_chain(struct walk *w, const struct store_audit_head *head)
 {
-    unsigned char h[32];
-    if (atoll(head_seq) != w->chain_seq || unhex(head_hash, h, 32) != 0 ||
-        memcmp(h, w->hash, 32) != 0) {
-        fault(w->v, "chain %d: its head records chain_seq %s but the chain ends at chain_seq %lld "
+    if (head->chain_seq != w->chain_seq || memcmp(head->hash, w->hash, 32) != 0) {
+        fault(w->v, "chain %d: its head records chain_seq %lld but the chain ends at chain_seq %lld "
                     "with another hash (events were removed from its end, or it was rewritten)",
-              w->chain, head_seq, w->chain_seq);
+              w->chain, head->chain_seq, w->chain_seq);
         return;
     }
     if (w->has_pending)
@@ -344,31 +349,28 @@ static size_t skip_missing_chains(struct verify *v, size_t next, int chain)
     return next;
 }
 
-static void walk_chain(struct verify *v, int chain, const char *head_seq, const char *head_hash,
-                       size_t *file_next)
+static void walk_chain(struct verify *v, const struct store_audit_head *head, size_t *file_next)
 {
+    int chain = head->chain;
     struct walk w = {.v = v, .chain = chain, .stored = {.v = v, .chain = chain, .a = arena_new()}};
     w.has_pending = next_stored_mark(&w.stored, &w.pending);
     w.file_next = skip_missing_chains(v, *file_next, chain);
     meet_marks(&w); /* marks at chain_seq 0: the empty chain */
     struct arena *a = arena_new();
     for (bool more = true; more && !v->fault; arena_reset(a)) {
-        char c[16], after[32];
-        snprintf(c, sizeof(c), "%d", chain);
-        snprintf(after, sizeof(after), "%lld", w.chain_seq);
-        const char *params[] = {c, after};
-        PGresult *r;
+        struct store_audit_event *e;
+        size_t n;
         struct masad_error err;
-        if (store_exec(v->db, a, "audit_chain_page", 2, params, &r, &err) != 0) {
+        if (store_audit_chain_page(v->db, a, chain, w.chain_seq, &e, &n, &err) != 0) {
             fault(v, "cannot read chain %d: %s", chain, err.message);
             break;
         }
-        for (int i = 0; i < PQntuples(r) && !v->fault; i++)
-            check_event(&w, r, i);
-        more = PQntuples(r) == 1000;
+        for (size_t i = 0; i < n && !v->fault; i++)
+            check_event(&w, &e[i]);
+        more = n == STORE_AUDIT_PAGE;
     }
     if (!v->fault)
-        finish_chain(&w, head_seq, head_hash);
+        finish_chain(&w, head);
     while (w.file_next < v->file_count && v->file_marks[w.file_next].chain == chain)
         w.file_next++;
     *file_next = w.file_next;
@@ -380,31 +382,34 @@ static void walk_chain(struct verify *v, int chain, const char *head_seq, const 
  * signature covers yet (docs/audit.md, masad audit verify). */
 static void report_newest_checkpoint(struct verify *v, struct arena *a)
 {
-    PGresult *r;
     struct masad_error err;
-    if (store_exec(v->db, a, "audit_checkpoint_newest", 0, NULL, &r, &err) != 0)
+    long long id, age;
+    const char *at;
+    int found = store_audit_checkpoint_newest(v->db, a, &id, &at, &age, &err);
+    if (found < 0)
         fault(v, "cannot read the checkpoints: %s", err.message);
-    else if (PQntuples(r) == 0)
+    else if (!found)
         fprintf(v->out, "no stored checkpoint yet\n");
     else
-        fprintf(v->out, "newest stored checkpoint: %s, signed at %s, %s seconds ago\n",
-                PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
+        fprintf(v->out, "newest stored checkpoint: %lld, signed at %s, %lld seconds ago\n", id,
+                at, age);
 }
 
 static void walk_all(struct verify *v)
 {
     struct arena *a = arena_new();
     struct masad_error err;
-    PGresult *heads, *loose;
-    if (store_exec(v->db, a, "audit_unchained", 0, NULL, &loose, &err) != 0 ||
-        store_exec(v->db, a, "audit_heads", 0, NULL, &heads, &err) != 0)
+    struct store_audit_head *heads = NULL;
+    size_t chains = 0;
+    long long loose;
+    int unchained = store_audit_unchained(v->db, a, &loose, &err);
+    if (unchained < 0 || store_audit_heads(v->db, a, &heads, &chains, &err) != 0)
         fault(v, "cannot read the audit log: %s", err.message);
-    else if (PQntuples(loose) > 0)
-        fault(v, "seq %s belongs to no chain (it was inserted)", PQgetvalue(loose, 0, 0));
+    else if (unchained > 0)
+        fault(v, "seq %lld belongs to no chain (it was inserted)", loose);
     size_t file_next = 0;
-    for (int i = 0; !v->fault && i < PQntuples(heads); i++)
-        walk_chain(v, atoi(PQgetvalue(heads, i, 0)), PQgetvalue(heads, i, 1),
-                   PQgetvalue(heads, i, 2), &file_next);
+    for (size_t i = 0; !v->fault && i < chains; i++)
+        walk_chain(v, &heads[i], &file_next);
     if (!v->fault && v->events == 0 && v->file_most_events > 0)
         fault(v, "the log is empty, but exported checkpoint %lld counted %lld events in it "
                  "(the log was emptied)", v->file_most_id, v->file_most_events);
@@ -415,7 +420,7 @@ static void walk_all(struct verify *v)
     if (!v->fault)
         fprintf(v->out, "audit log intact: %lld events in %d chains; %lld stored checkpoints "
                         "verified, %lld exported\n",
-                v->events, PQntuples(heads), v->checkpoints, v->file_checkpoints);
+                v->events, (int)chains, v->checkpoints, v->file_checkpoints);
     arena_free(a);
 }
 

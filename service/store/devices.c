@@ -1,4 +1,9 @@
-/* Devices and their per-device listings: statements. */
+/* Devices and their per-device listings. */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/encoding.h"
+#include "store/devices.h"
 #include "store/store_internal.h"
 
 #define DEVICE_COLUMNS                                                                          \
@@ -14,8 +19,8 @@
 const struct store_statement store_devices_statements[] = {
     /* devices */
     {"devices_lock",
-     "SELECT serial_number, product, encode(sztp_password_salt, 'hex'),"
-     " encode(sztp_password_hash, 'hex') FROM devices WHERE serial_number = ANY($1::text[])"
+     "SELECT serial_number, product, sztp_password_salt, sztp_password_hash"
+     " FROM devices WHERE serial_number = ANY($1::text[])"
      " ORDER BY serial_number FOR UPDATE", 1},
     {"devices_upsert",
      "INSERT INTO devices AS d (serial_number, product, sztp_password_salt, sztp_password_hash)"
@@ -34,9 +39,8 @@ const struct store_statement store_devices_statements[] = {
 
     /* per-device listings, newest first */
     {"voucher_list",
-     "SELECT id, " TS("created_on") ", " TS("expires_on") ", assertion,"
-     " translate(encode(nonce, 'base64'), E'\\n', ''), owner_id,"
-     " encode(domain_cert_sha256, 'hex'), protocol, format FROM vouchers"
+     "SELECT id, " TS("created_on") ", " TS("expires_on") ", assertion, nonce, owner_id,"
+     " domain_cert_sha256, protocol, format FROM vouchers"
      " WHERE serial_number = $1 AND ($2::bigint IS NULL OR id < $2)"
      " ORDER BY id DESC LIMIT $3", 3},
     {"progress_list",
@@ -46,3 +50,161 @@ const struct store_statement store_devices_statements[] = {
      " ORDER BY id DESC LIMIT $3", 3},
     {NULL, NULL, 0},
 };
+
+int store_devices_lock(struct store_conn *c, struct arena *a, const char *const *serials,
+                       size_t n, struct store_device_secret **out, size_t *count,
+                       struct masad_error *err)
+{
+    struct store_param p[] = {P_TEXT(store_text_array(a, serials, n))};
+    PGresult *r;
+    if (store_run(c, a, "devices_lock", 1, p, &r, err) != 0)
+        return -1;
+    size_t rows = (size_t)PQntuples(r);
+    struct store_device_secret *d = arena_alloc(a, (rows ? rows : 1) * sizeof(*d));
+    for (int i = 0; i < (int)rows; i++) {
+        d[i].serial_number = row_text(r, i, 0);
+        d[i].product = row_text(r, i, 1);
+        d[i].salt = row_bytea(a, r, i, 2, &d[i].salt_len);
+        d[i].hash = row_bytea(a, r, i, 3, &d[i].hash_len);
+    }
+    *out = d;
+    *count = rows;
+    return 0;
+}
+
+static const char *hex_or_null(struct arena *a, const unsigned char *b, size_t n)
+{
+    return b ? hex_encode(a, b, n) : NULL;
+}
+
+int store_devices_upsert(struct store_conn *c, struct arena *a,
+                         const struct store_device_secret *d, size_t n, struct masad_error *err)
+{
+    const char **cols = arena_alloc(a, 4 * (n ? n : 1) * sizeof(char *));
+    const char **serials = cols, **products = cols + n, **salts = cols + 2 * n,
+               **hashes = cols + 3 * n;
+    for (size_t i = 0; i < n; i++) {
+        serials[i] = d[i].serial_number;
+        products[i] = d[i].product;
+        /* bytea in a text[] batch goes as hex, decoded by the statement */
+        salts[i] = hex_or_null(a, d[i].salt, d[i].salt_len);
+        hashes[i] = hex_or_null(a, d[i].hash, d[i].hash_len);
+    }
+    struct store_param p[] = {
+        P_TEXT(store_text_array(a, serials, n)), P_TEXT(store_text_array(a, products, n)),
+        P_TEXT(store_text_array(a, salts, n)), P_TEXT(store_text_array(a, hashes, n))};
+    return store_run(c, a, "devices_upsert", 4, p, NULL, err);
+}
+
+static void read_device(const PGresult *r, int i, struct store_device *d)
+{
+    d->serial_number = row_text(r, i, 0);
+    d->product = row_text(r, i, 1);
+    d->created_at = row_text(r, i, 2);
+    d->updated_at = row_text(r, i, 3);
+    d->owner_id = row_text(r, i, 4);
+    d->vouchers_issued = row_int(r, i, 5);
+    d->progress_at = row_text(r, i, 6);
+    d->progress_type = row_text(r, i, 7);
+    d->progress_message = row_text(r, i, 8);
+    d->progress_pruned = row_int(r, i, 9);
+}
+
+int store_device_get(struct store_conn *c, struct arena *a, const char *serial,
+                     struct store_device *out, struct masad_error *err)
+{
+    struct store_param p[] = {P_TEXT(serial)};
+    PGresult *r;
+    if (store_run(c, a, "device_get", 1, p, &r, err) != 0)
+        return -1;
+    if (PQntuples(r) != 1)
+        return 0;
+    read_device(r, 0, out);
+    return 1;
+}
+
+int store_device_list(struct store_conn *c, struct arena *a, const char *after,
+                      const char *owner, long limit, struct store_device **out, size_t *count,
+                      struct masad_error *err)
+{
+    char lim[24];
+    snprintf(lim, sizeof(lim), "%ld", limit);
+    struct store_param p[] = {P_TEXT(after ? after : ""), P_TEXT(owner), P_TEXT(lim)};
+    PGresult *r;
+    if (store_run(c, a, "device_list", 3, p, &r, err) != 0)
+        return -1;
+    size_t n = (size_t)PQntuples(r);
+    struct store_device *d = arena_alloc(a, (n ? n : 1) * sizeof(*d));
+    for (int i = 0; i < (int)n; i++)
+        read_device(r, i, &d[i]);
+    *out = d;
+    *count = n;
+    return 0;
+}
+
+int store_device_exists(struct store_conn *c, struct arena *a, const char *serial,
+                        struct masad_error *err)
+{
+    struct store_param p[] = {P_TEXT(serial)};
+    PGresult *r;
+    if (store_run(c, a, "device_exists", 1, p, &r, err) != 0)
+        return -1;
+    return PQntuples(r) == 1;
+}
+
+/* a per-device listing's page: serial, id below `before` (-1: none), limit */
+static int listing(struct store_conn *c, struct arena *a, const char *name, const char *serial,
+                   long long before, long limit, PGresult **r, struct masad_error *err)
+{
+    char b[24], lim[24];
+    snprintf(b, sizeof(b), "%lld", before);
+    snprintf(lim, sizeof(lim), "%ld", limit);
+    struct store_param p[] = {P_TEXT(serial), P_TEXT(before >= 0 ? b : NULL), P_TEXT(lim)};
+    return store_run(c, a, name, 3, p, r, err);
+}
+
+int store_device_vouchers(struct store_conn *c, struct arena *a, const char *serial,
+                          long long before, long limit, struct store_device_voucher **out,
+                          size_t *count, struct masad_error *err)
+{
+    PGresult *r;
+    if (listing(c, a, "voucher_list", serial, before, limit, &r, err) != 0)
+        return -1;
+    size_t n = (size_t)PQntuples(r);
+    struct store_device_voucher *v = arena_alloc(a, (n ? n : 1) * sizeof(*v));
+    for (int i = 0; i < (int)n; i++) {
+        size_t len = 0;
+        v[i].id = row_int(r, i, 0);
+        v[i].created_on = row_text(r, i, 1);
+        v[i].expires_on = row_text(r, i, 2);
+        v[i].assertion = row_text(r, i, 3);
+        v[i].nonce = row_bytea(a, r, i, 4, &v[i].nonce_len);
+        v[i].owner_id = row_text(r, i, 5);
+        const unsigned char *md = row_bytea(a, r, i, 6, &len);
+        if (md && len == 32)
+            memcpy(v[i].domain_cert_sha256, md, 32);
+        v[i].protocol = row_text(r, i, 7);
+        v[i].format = row_text(r, i, 8);
+    }
+    *out = v;
+    *count = n;
+    return 0;
+}
+
+int store_device_progress(struct store_conn *c, struct arena *a, const char *serial,
+                          long long before, long limit, struct store_device_progress **out,
+                          size_t *count, struct masad_error *err)
+{
+    PGresult *r;
+    if (listing(c, a, "progress_list", serial, before, limit, &r, err) != 0)
+        return -1;
+    size_t n = (size_t)PQntuples(r);
+    struct store_device_progress *p = arena_alloc(a, (n ? n : 1) * sizeof(*p));
+    for (int i = 0; i < (int)n; i++)
+        p[i] = (struct store_device_progress){row_int(r, i, 0), row_text(r, i, 1),
+                                              row_text(r, i, 2), row_text(r, i, 3),
+                                              row_text(r, i, 4), row_text(r, i, 5)};
+    *out = p;
+    *count = n;
+    return 0;
+}

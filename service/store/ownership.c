@@ -1,4 +1,5 @@
-/* Ownership periods: statements. */
+/* Ownership periods. */
+#include "store/ownership.h"
 #include "store/store_internal.h"
 
 const struct store_statement store_ownership_statements[] = {
@@ -25,3 +26,82 @@ const struct store_statement store_ownership_statements[] = {
      " FROM ownership WHERE serial_number = $1 ORDER BY valid_from, id", 1},
     {NULL, NULL, 0},
 };
+
+int store_owners_existing(struct store_conn *c, struct arena *a, const char *const *owners,
+                          size_t n, const char ***out, size_t *count, struct masad_error *err)
+{
+    struct store_param p[] = {P_TEXT(store_text_array(a, owners, n))};
+    PGresult *r;
+    if (store_run(c, a, "owners_existing", 1, p, &r, err) != 0)
+        return -1;
+    size_t rows = (size_t)PQntuples(r);
+    const char **ids = arena_alloc(a, (rows ? rows : 1) * sizeof(char *));
+    for (int i = 0; i < (int)rows; i++)
+        ids[i] = row_text(r, i, 0);
+    *out = ids;
+    *count = rows;
+    return 0;
+}
+
+int store_ownership_current(struct store_conn *c, struct arena *a, const char *const *serials,
+                            size_t n, struct store_ownership_current **out, size_t *count,
+                            struct masad_error *err)
+{
+    struct store_param p[] = {P_TEXT(store_text_array(a, serials, n))};
+    PGresult *r;
+    if (store_run(c, a, "ownership_current", 1, p, &r, err) != 0)
+        return -1;
+    size_t rows = (size_t)PQntuples(r);
+    struct store_ownership_current *o = arena_alloc(a, (rows ? rows : 1) * sizeof(*o));
+    for (int i = 0; i < (int)rows; i++)
+        o[i] = (struct store_ownership_current){row_text(r, i, 0), row_text(r, i, 1),
+                                                row_text(r, i, 2)};
+    *out = o;
+    *count = rows;
+    return 0;
+}
+
+int store_clock_now(struct store_conn *c, struct arena *a, const char **at,
+                    struct masad_error *err)
+{
+    PGresult *r;
+    if (store_run(c, a, "clock_now", 0, NULL, &r, err) != 0)
+        return -1;
+    *at = row_text(r, 0, 0);
+    return 0;
+}
+
+int store_ownership_close(struct store_conn *c, struct arena *a, const char *const *serials,
+                          size_t n, const char *at, struct masad_error *err)
+{
+    struct store_param p[] = {P_TEXT(store_text_array(a, serials, n)), P_TEXT(at)};
+    return store_run(c, a, "ownership_close", 2, p, NULL, err);
+}
+
+int store_ownership_open(struct store_conn *c, struct arena *a, const char *const *serials,
+                         const char *const *owners, const char *const *refs, size_t n,
+                         const char *at, struct masad_error *err)
+{
+    struct store_param p[] = {P_TEXT(store_text_array(a, serials, n)),
+                              P_TEXT(store_text_array(a, owners, n)),
+                              P_TEXT(store_text_array(a, refs, n)), P_TEXT(at)};
+    return store_run(c, a, "ownership_open", 4, p, NULL, err);
+}
+
+int store_ownership_history(struct store_conn *c, struct arena *a, const char *serial,
+                            struct store_ownership_period **out, size_t *count,
+                            struct masad_error *err)
+{
+    struct store_param p[] = {P_TEXT(serial)};
+    PGresult *r;
+    if (store_run(c, a, "ownership_history", 1, p, &r, err) != 0)
+        return -1;
+    size_t rows = (size_t)PQntuples(r);
+    struct store_ownership_period *o = arena_alloc(a, (rows ? rows : 1) * sizeof(*o));
+    for (int i = 0; i < (int)rows; i++)
+        o[i] = (struct store_ownership_period){row_text(r, i, 0), row_text(r, i, 1),
+                                               row_text(r, i, 2), row_text(r, i, 3)};
+    *out = o;
+    *count = rows;
+    return 0;
+}

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit/audit.h"
 #include "harness.h"
 
 static struct masad_proc proc;
@@ -317,4 +318,60 @@ Test(audit, events_from_before_the_chain_are_chained_by_the_migration, .timeout 
     const char *vargs[] = {"audit", "verify", "--ca", ca, NULL};
     cr_assert_eq(masad_run(&out, venv, vargs), 0, "%s", out);
     cr_assert(strstr(out, "audit log intact: 2 events in 64 chains"), "%s", out);
+}
+
+/* audit/chain.c's audit_event_hash (which `masad audit verify` uses) and the
+ * database's audit_hash() (which audit_append() spells out) agree on the
+ * same fields, NULLs and non-ASCII text included (docs/audit.md). */
+Test(audit, the_c_hash_equals_sql_audit_hash, .init = start, .fini = stop, .timeout = 120)
+{
+    static const char *const cases[][10] = {
+        {"17", "3", "42", "2026-11-23T14:05:09.123456Z", "token:caf\xc3\xa9", "device.create",
+         "SN-\xe2\x82\xac", "acme", "ok", "{\"a\":[1,true,null],\"b\":\"\\\"\"}"},
+        {"1", "0", "1", "1999-12-31T23:59:59.000000Z", "", "x", NULL, NULL, "refused", NULL},
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        const char *const *f = cases[k];
+        unsigned char prev[32], got[32];
+        memset(prev, (int)(0x11 * (k + 1)), sizeof(prev));
+        audit_event_hash(f, prev, got);
+        char want[65], literal[10][200];
+        for (int i = 0; i < 32; i++)
+            snprintf(want + 2 * i, 3, "%02x", got[i]);
+        for (int i = 0; i < 10; i++) /* SQL literals (no quote in these fields but detail's) */
+            if (!f[i])
+                snprintf(literal[i], sizeof(literal[i]), "NULL");
+            else
+                snprintf(literal[i], sizeof(literal[i]), "$q$%s$q$", f[i]);
+        char *sql = fmt("SELECT encode(audit_hash(%s::bigint, %s::integer, %s::bigint, "
+                        "%s::timestamptz, %s, %s, %s, %s, %s, %s, decode(repeat('%02x', 32), 'hex')),"
+                        " 'hex')",
+                        literal[0], literal[1], literal[2], literal[3], literal[4], literal[5],
+                        literal[6], literal[7], literal[8], literal[9], prev[0]);
+        char *sql_hash = db_value(proc.db.owner_url, sql);
+        cr_assert_not_null(sql_hash, "%s", sql);
+        cr_assert_str_eq(sql_hash, want, "case %zu", k);
+    }
+}
+
+/* Each append moves a chain head in place: migration 0009 leaves room on
+ * the heads' page, so the updates are HOT (no index entry, pruned without
+ * VACUUM). Counted by the session that appends, its statistics flushed. */
+Test(audit, head_updates_are_hot, .init = start, .fini = stop, .timeout = 120)
+{
+    cr_assert_str_eq(value("SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = "
+                           "'audit_heads'::regclass%s", ""), "fillfactor=50");
+    cr_assert_str_eq(value("SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = "
+                           "'api_tokens'::regclass%s", ""), "fillfactor=70");
+    /* the flush happens before the DO statement's answer (the session goes idle) */
+    char *sql = fmt("%s", "DO $$ BEGIN FOR i IN 1..200 LOOP"
+                    " PERFORM audit_append(NULL, 'test', 'test.hot', ARRAY['HOT-1'], NULL, 'ok', NULL);"
+                    " COMMIT; END LOOP; PERFORM pg_stat_force_next_flush(); END $$");
+    char *before = value("SELECT pg_stat_get_tuples_hot_updated('audit_heads'::regclass)%s", "");
+    char *err = NULL;
+    cr_assert_eq(db_exec(proc.db.owner_url, sql, &err), 0, "%s", err);
+    char *after = value("SELECT pg_stat_get_tuples_hot_updated('audit_heads'::regclass)%s", "");
+    cr_assert_geq(atoll(after) - atoll(before), 200, "HOT updates %s then %s", before, after);
+    char *out;
+    cr_assert_eq(verify(&out, NULL), 0, "%s", out);
 }
