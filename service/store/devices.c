@@ -21,7 +21,7 @@ const struct store_statement store_devices_statements[] = {
     {"devices_lock",
      "SELECT serial_number, product, sztp_password_salt, sztp_password_hash"
      " FROM devices WHERE serial_number = ANY($1::text[])"
-     " ORDER BY serial_number FOR UPDATE", 1},
+     " ORDER BY serial_number COLLATE \"C\" FOR UPDATE", 1}, /* byte order, as callers walk it */
     {"devices_upsert",
      "INSERT INTO devices AS d (serial_number, product, sztp_password_salt, sztp_password_hash)"
      " SELECT s, p, decode(salt, 'hex'), decode(hash, 'hex')"

@@ -16,7 +16,7 @@ struct store_device_secret {
     size_t salt_len, hash_len;
 };
 
-/* Locks those of the n serials that exist (FOR UPDATE, in serial order, so
+/* Locks those of the n serials that exist (FOR UPDATE, in byte order of serial, so
  * that concurrent batches queue up) and gives their rows, in serial order. */
 int store_devices_lock(struct store_conn *c, struct arena *a, const char *const *serials,
                        size_t n, struct store_device_secret **out, size_t *count,

@@ -10,7 +10,9 @@ const struct store_statement store_ownership_statements[] = {
      " FOR KEY SHARE", 1},
     {"ownership_current",
      "SELECT serial_number, owner_id, order_ref FROM ownership"
-     " WHERE serial_number = ANY($1::text[]) AND valid_until IS NULL", 1},
+     " WHERE serial_number = ANY($1::text[]) AND valid_until IS NULL"
+     /* in byte order, as admin/ownership.c matches them to the sorted batch */
+     " ORDER BY serial_number COLLATE \"C\"", 1},
     /* the time of a change is read after the devices are locked: a period
      * closed by a transaction that began before the previous change committed
      * would otherwise end before it began */

@@ -16,8 +16,8 @@ int store_owners_existing(struct store_conn *c, struct arena *a, const char *con
 struct store_ownership_current {
     const char *serial_number, *owner_id, *order_ref;   /* order_ref may be NULL */
 };
-/* The current periods of those of the n serials that have one, in no
- * particular order. */
+/* The current periods of those of the n serials that have one, in byte
+ * order of serial number (strcmp). */
 int store_ownership_current(struct store_conn *c, struct arena *a, const char *const *serials,
                             size_t n, struct store_ownership_current **out, size_t *count,
                             struct masad_error *err);

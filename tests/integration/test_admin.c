@@ -1192,6 +1192,41 @@ Test(ownership, concurrent_assignments_leave_one_owner_and_a_sound_history, .tim
     stop();
 }
 
+/* The current owners are matched to a batch in serial order: rows stored in
+ * another order (assigned one by one, last serial first) still count as
+ * unchanged when the batch repeats them. */
+Test(ownership, a_batch_repeating_owners_assigned_in_another_order_is_unchanged, .init = start,
+     .fini = stop, .timeout = 120)
+{
+    char *tok = new_token("sales", ALL_SCOPES);
+    put_owner(tok, "acme");
+    struct http_result r = call("POST", "/api/v1/devices:batch", tok,
+                                "{\"devices\": [{\"serial_number\": \"OR-1\", \"product\": \"p\"},"
+                                " {\"serial_number\": \"OR-2\", \"product\": \"p\"},"
+                                " {\"serial_number\": \"OR-3\", \"product\": \"p\"}]}");
+    expect_status(r, 200);
+    http_result_free(&r);
+    const char *one_by_one[] = {"OR-3", "OR-2", "OR-1"};
+    for (size_t i = 0; i < 3; i++) {
+        r = call("POST", "/api/v1/ownership:batch", tok,
+                 fmt("{\"assignments\": [{\"serial_number\": \"%s\", \"owner_id\": \"acme\"}]}",
+                     one_by_one[i]));
+        expect_status(r, 200);
+        expect_counts(&r, "assigned", 1, "unchanged", 0);
+        http_result_free(&r);
+    }
+    struct snapshot s = snap();
+    r = call("POST", "/api/v1/ownership:batch", tok,
+             "{\"assignments\": [{\"serial_number\": \"OR-1\", \"owner_id\": \"acme\"},"
+             " {\"serial_number\": \"OR-2\", \"owner_id\": \"acme\"},"
+             " {\"serial_number\": \"OR-3\", \"owner_id\": \"acme\"}]}");
+    expect_status(r, 200);
+    expect_counts(&r, "assigned", 0, "unchanged", 3);
+    http_result_free(&r);
+    cr_assert_str_eq(data_digest(), s.data);
+    cr_assert_eq(audit_count(), s.audit);
+}
+
 Test(ownership, batch_assignments, .init = start, .fini = stop, .timeout = 120)
 {
     char *tok = new_token("sales", ALL_SCOPES);
