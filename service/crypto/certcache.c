@@ -214,3 +214,48 @@ X509 *crypto_cert_cache_get_arena(struct arena *a, const unsigned char *der, siz
         arena_defer(a, free_x509, x);
     return x;
 }
+
+/* ---- signatures of certification links, verified once ----
+ * A direct-mapped table of links whose signature verified, keyed by the
+ * SHA-256 of both certificates' DER: a registrar's or owner's chain comes
+ * with every request, and its links are the same. Only successes are kept,
+ * so a bad link is checked (and refused) every time. */
+
+#define LINKS 1024 /* a power of 2 */
+
+static pthread_mutex_t links_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char links[LINKS][64];
+static bool link_used[LINKS];
+
+static bool cert_sha256(X509 *x, unsigned char out[32])
+{
+    unsigned int n;
+    return X509_digest(x, EVP_sha256(), out, &n) == 1 && n == 32;
+}
+
+bool crypto_cert_issued_by(X509 *child, X509 *issuer)
+{
+    if (X509_check_issued(issuer, child) != X509_V_OK)
+        return false;
+    unsigned char key[64];
+    bool keyed = cert_sha256(child, key) && cert_sha256(issuer, key + 32);
+    size_t at;
+    memcpy(&at, key, sizeof(at));
+    at &= LINKS - 1;
+    if (keyed) {
+        pthread_mutex_lock(&links_lock);
+        bool known = link_used[at] && !memcmp(links[at], key, sizeof(key));
+        pthread_mutex_unlock(&links_lock);
+        if (known)
+            return true;
+    }
+    bool ok = X509_verify(child, X509_get0_pubkey(issuer)) == 1;
+    ERR_clear_error();
+    if (ok && keyed) {
+        pthread_mutex_lock(&links_lock);
+        memcpy(links[at], key, sizeof(key));
+        link_used[at] = true;
+        pthread_mutex_unlock(&links_lock);
+    }
+    return ok;
+}

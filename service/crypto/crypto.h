@@ -151,6 +151,10 @@ void crypto_cert_cache_stats(struct crypto_cert_cache_stats *out);
 void crypto_cert_cache_configure(size_t n);
 /* Empties the cache, freeing its memory (at exit; a later get starts again). */
 void crypto_cert_cache_clear(void);
+/* Is child issued by issuer (names and key identifiers, RFC 5280 §6.1.3)
+ * and signed with its key? A link whose signature verified once is not
+ * verified again (a bounded table of links keyed by both DERs' SHA-256). */
+bool crypto_cert_issued_by(X509 *child, X509 *issuer);
 
 /* ---- IDevID trust anchors (crypto/anchors.c) ---- */
 

@@ -73,9 +73,7 @@ STACK_OF(X509) *crypto_path_up(X509 *leaf, STACK_OF(X509) *pool, struct arena *a
         X509 *issuer = NULL;
         for (int i = 0; i < sk_X509_num(pool) && !issuer; i++) {
             X509 *c = sk_X509_value(pool, i);
-            if (c != current && X509_cmp(c, current) != 0 &&
-                X509_check_issued(c, current) == X509_V_OK &&
-                X509_verify(current, X509_get0_pubkey(c)) == 1)
+            if (c != current && X509_cmp(c, current) != 0 && crypto_cert_issued_by(current, c))
                 issuer = c;
         }
         ERR_clear_error();

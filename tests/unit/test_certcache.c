@@ -2,7 +2,9 @@
  * The process-wide cache of parsed certificates (crypto/certcache.c): the
  * same DER gives the same shared X509, anything but exactly one certificate
  * is refused and not kept, the count stays bounded with the recently used
- * kept, and threads share it safely (run under ASan in scripts/test).
+ * kept, and threads share it safely (run under ASan in scripts/test); and
+ * a certification link's signature, remembered once verified, is still
+ * refused for any other pair of certificates.
  */
 #include <criterion/criterion.h>
 #include <openssl/evp.h>
@@ -183,4 +185,47 @@ Test(certcache, threads_share_it, .init = setup, .fini = teardown)
     cr_assert_eq(s.hits + s.misses, (unsigned long long)THREADS * ROUNDS);
     cr_assert_leq(s.entries, CERTS / 2);
     cr_assert_gt(s.hits, 0);
+}
+
+/* ---- crypto_cert_issued_by: links verified once ---- */
+
+static X509 *cert_signed(const char *subject, const char *issuer, EVP_PKEY *key, EVP_PKEY *by)
+{
+    X509 *x = X509_new();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                               (const unsigned char *)subject, -1, -1, 0);
+    X509_NAME_add_entry_by_txt(X509_get_issuer_name(x), "CN", MBSTRING_ASC,
+                               (const unsigned char *)issuer, -1, -1, 0);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    cr_assert(X509_sign(x, by, EVP_sha256()) > 0);
+    return x;
+}
+
+/* A remembered good link does not vouch for another certificate with the
+ * same names: the memo is keyed by the DER of both. */
+Test(certcache, issued_by_checks_each_link_by_its_bytes, .init = setup, .fini = teardown)
+{
+    EVP_PKEY *ca_key = EVP_EC_gen("P-256"), *other = EVP_EC_gen("P-256"),
+             *leaf_key = EVP_EC_gen("P-256");
+    X509 *ca = cert_signed("link CA", "link CA", ca_key, ca_key);
+    X509 *leaf = cert_signed("link leaf", "link CA", leaf_key, ca_key);
+    X509 *forged = cert_signed("link leaf", "link CA", leaf_key, other);
+    X509 *stranger = cert_signed("link leaf", "another CA", leaf_key, ca_key);
+    for (int round = 0; round < 2; round++) { /* the second round from the memo */
+        cr_assert(crypto_cert_issued_by(leaf, ca), "round %d", round);
+        cr_assert_not(crypto_cert_issued_by(forged, ca), "a signature by another key, round %d", round);
+        cr_assert_not(crypto_cert_issued_by(stranger, ca), "another issuer name, round %d", round);
+        cr_assert_not(crypto_cert_issued_by(ca, leaf), "upside down, round %d", round);
+    }
+    X509_free(ca);
+    X509_free(leaf);
+    X509_free(forged);
+    X509_free(stranger);
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(other);
+    EVP_PKEY_free(leaf_key);
 }
