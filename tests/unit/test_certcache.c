@@ -7,6 +7,7 @@
  * refused for any other pair of certificates.
  */
 #include <criterion/criterion.h>
+#include <openssl/cms.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <pthread.h>
@@ -193,7 +194,8 @@ static X509 *cert_signed(const char *subject, const char *issuer, EVP_PKEY *key,
 {
     X509 *x = X509_new();
     X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
+    static long serial = 100; /* distinct: the CMS finds its signer by issuer and serial */
+    ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
     X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
                                (const unsigned char *)subject, -1, -1, 0);
     X509_NAME_add_entry_by_txt(X509_get_issuer_name(x), "CN", MBSTRING_ASC,
@@ -228,4 +230,89 @@ Test(certcache, issued_by_checks_each_link_by_its_bytes, .init = setup, .fini = 
     EVP_PKEY_free(ca_key);
     EVP_PKEY_free(other);
     EVP_PKEY_free(leaf_key);
+}
+
+/* ---- crypto_cms_open takes the CMS's certificates from the cache ---- */
+
+static unsigned char *signed_cms(X509 *signer, EVP_PKEY *key, X509 *extra, int flags, int *len)
+{
+    STACK_OF(X509) *more = sk_X509_new_null();
+    if (extra)
+        sk_X509_push(more, extra);
+    BIO *in = BIO_new_mem_buf("{\"signed\": true}", -1);
+    CMS_ContentInfo *cms = CMS_sign(signer, key, more, in, CMS_BINARY | flags);
+    cr_assert_not_null(cms);
+    unsigned char *der = NULL;
+    *len = i2d_CMS_ContentInfo(cms, &der);
+    cr_assert_gt(*len, 0);
+    CMS_ContentInfo_free(cms);
+    BIO_free(in);
+    sk_X509_free(more);
+    return der;
+}
+
+Test(certcache, cms_open_shares_cached_certificates, .init = setup, .fini = teardown)
+{
+    EVP_PKEY *ca_key = EVP_EC_gen("P-256"), *key = EVP_EC_gen("P-256");
+    X509 *ca = cert_signed("cms CA", "cms CA", ca_key, ca_key);
+    X509 *signer = cert_signed("cms signer", "cms CA", key, ca_key);
+    int len;
+    unsigned char *der = signed_cms(signer, key, ca, 0, &len);
+    struct arena *a = arena_new();
+    char why[256];
+    for (int round = 0; round < 2; round++) {
+        struct crypto_cert_cache_stats before = stats();
+        struct crypto_signed s;
+        cr_assert_eq(crypto_cms_open(der, (size_t)len, a, &s, why), 0, "%s", why);
+        cr_assert_str_eq((char *)s.content, "{\"signed\": true}");
+        cr_assert_str_eq(s.econtent_type, "1.2.840.113549.1.7.1");
+        cr_assert_eq(sk_X509_num(s.certs), 2);
+        cr_assert_eq(X509_cmp(s.signer, signer), 0);
+        const unsigned char *p = der; /* the certificates in the order OpenSSL's own parse gives */
+        CMS_ContentInfo *plain = d2i_CMS_ContentInfo(NULL, &p, len);
+        STACK_OF(X509) *theirs = CMS_get1_certs(plain);
+        for (int i = 0; i < 2; i++)
+            cr_assert_eq(X509_cmp(sk_X509_value(s.certs, i), sk_X509_value(theirs, i)), 0,
+                         "certificate %d", i);
+        sk_X509_pop_free(theirs, X509_free);
+        CMS_ContentInfo_free(plain);
+        struct crypto_cert_cache_stats after = stats();
+        cr_assert_eq(after.hits + after.misses - before.hits - before.misses, 2,
+                     "both certificates through the cache, round %d", round);
+        if (round == 1) {
+            cr_assert_eq(after.hits - before.hits, 2, "parsed again");
+            unsigned char *sd = NULL;
+            int n = i2d_X509(signer, &sd);
+            X509 *cached = crypto_cert_cache_get(sd, (size_t)n);
+            cr_assert_eq(s.signer, cached, "the signer is the cached certificate");
+            X509_free(cached);
+            OPENSSL_free(sd);
+        }
+        arena_reset(a);
+    }
+    /* a changed content byte: the signature is still checked */
+    unsigned char *at = memmem(der, (size_t)len, "true", 4);
+    cr_assert_not_null(at);
+    memcpy(at, "fals", 4);
+    struct crypto_signed s;
+    cr_assert_eq(crypto_cms_open(der, (size_t)len, a, &s, why), -1);
+    cr_assert(!strncmp(why, "signature does not verify", 25), "%s", why);
+    OPENSSL_free(der);
+    /* without certificates (the slow path): refused as before */
+    der = signed_cms(signer, key, NULL, CMS_NOCERTS, &len);
+    cr_assert_eq(crypto_cms_open(der, (size_t)len, a, &s, why), -1);
+    cr_assert_str_eq(why, "signature does not verify (signer certificate not found)");
+    /* data after it */
+    unsigned char *longer = OPENSSL_malloc((size_t)len + 1);
+    memcpy(longer, der, (size_t)len);
+    longer[len] = 0;
+    cr_assert_eq(crypto_cms_open(longer, (size_t)len + 1, a, &s, why), -1);
+    cr_assert_str_eq(why, "is not a DER CMS structure (data follows it)");
+    OPENSSL_free(longer);
+    OPENSSL_free(der);
+    arena_free(a);
+    X509_free(ca);
+    X509_free(signer);
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(key);
 }
