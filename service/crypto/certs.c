@@ -97,10 +97,7 @@ int crypto_cert_current(X509 *x, char *why)
 int crypto_chain_linked(STACK_OF(X509) *chain, char *why)
 {
     for (int i = 0; i + 1 < sk_X509_num(chain); i++) {
-        X509 *x = sk_X509_value(chain, i), *issuer = sk_X509_value(chain, i + 1);
-        if (X509_check_issued(issuer, x) != X509_V_OK ||
-            X509_verify(x, X509_get0_pubkey(issuer)) != 1) {
-            ERR_clear_error();
+        if (!crypto_cert_issued_by(sk_X509_value(chain, i), sk_X509_value(chain, i + 1))) {
             snprintf(why, WHY, "certificate %d is not issued by certificate %d", i, i + 1);
             return -1;
         }

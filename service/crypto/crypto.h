@@ -125,6 +125,37 @@ const ASN1_OCTET_STRING *crypto_authority_key_id(X509 *x);
 /* DER of x, in `a`. */
 unsigned char *crypto_cert_der(X509 *x, struct arena *a, size_t *len);
 
+/* ---- parsed certificates, cached (crypto/certcache.c) ----
+ * One process-wide cache, shared by every thread, of certificates parsed
+ * from DER and keyed by the SHA-256 of the DER: a certificate that comes
+ * again (a registrar's or owner's chain on every request, a domain
+ * certificate read from the database) is parsed once. Bounded: at most
+ * `capacity` entries (4096 unless configured), the least recently used
+ * going first (clock eviction), so hostile input can churn the cache but
+ * not grow it. A cached X509 is shared: callers read it, put it in stacks
+ * and stores, and X509_free their reference, but never modify it. */
+
+/* A new reference to the certificate whose DER is exactly der[0..len), or
+ * NULL when it is not one certificate (nothing is cached then). */
+X509 *crypto_cert_cache_get(const unsigned char *der, size_t len);
+/* The same, the reference released with the arena. */
+X509 *crypto_cert_cache_get_arena(struct arena *a, const unsigned char *der, size_t len);
+
+struct crypto_cert_cache_stats {
+    unsigned long long hits, misses, evictions;
+    size_t entries, capacity;
+};
+void crypto_cert_cache_stats(struct crypto_cert_cache_stats *out);
+/* Empties the cache and bounds it to n entries from now on (and zeroes the
+ * counters); certificates callers hold stay valid. */
+void crypto_cert_cache_configure(size_t n);
+/* Empties the cache, freeing its memory (at exit; a later get starts again). */
+void crypto_cert_cache_clear(void);
+/* Is child issued by issuer (names and key identifiers, RFC 5280 §6.1.3)
+ * and signed with its key? A link whose signature verified once is not
+ * verified again (a bounded table of links keyed by both DERs' SHA-256). */
+bool crypto_cert_issued_by(X509 *child, X509 *issuer);
+
 /* ---- IDevID trust anchors (crypto/anchors.c) ---- */
 
 enum crypto_serial_source {

@@ -3,8 +3,10 @@
 /*
  * voucher/: voucher artifacts (RFC 8366, RFC 8995 §3): reading voucher-
  * requests and issuing vouchers, shared by BRSKI and SZTP. Every document
- * is validated against the YANG modules; what masad signs is always
- * strictly valid against ietf-voucher. Never touches the database.
+ * from outside is validated against the YANG modules; what masad signs is
+ * built valid against ietf-voucher (checked with libyang in test and debug
+ * builds, MASAD_SELF_CHECK, and by tests/unit/test_voucher_issue.c). Never
+ * touches the database.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -59,15 +61,21 @@ struct voucher_terms {
     size_t idevid_issuer_len;
 };
 
-/* Builds the voucher, validates it against ietf-voucher and signs it with
- * the signer as CMS (id-ct-animaJSONVoucher, the signer's chain included).
- * The CMS DER and the signed JSON are in `a`. */
+/* The voucher JSON for t, in `a`, built once in its final form: members in
+ * the module's order, binary leaves in standard base64, times in RFC 3339
+ * UTC; the nonce leaf as nonce_text when given (else the base64 of
+ * t->nonce). */
+const char *voucher_build(struct arena *a, const struct voucher_terms *t, const char *nonce_text);
+
+/* Builds the voucher (validated against ietf-voucher in MASAD_SELF_CHECK
+ * builds) and signs it with the signer as CMS (id-ct-animaJSONVoucher, the
+ * signer's chain included). The CMS DER and the signed JSON are in `a`. */
 int voucher_issue(const struct ly_ctx *yang, struct crypto_signer *signer, struct arena *a,
                   const struct voucher_terms *t, unsigned char **cms, size_t *cms_len,
                   const char **json, struct masad_error *err);
 /* The same, with the nonce leaf signed as nonce_text (the pledge's own text
- * of t->nonce, unpadded base64url for instance); the voucher is validated
- * with the standard base64 of the same bytes, which libyang requires. */
+ * of t->nonce, unpadded base64url for instance); a self-check validates the
+ * standard base64 of the same bytes, which libyang requires. */
 int voucher_issue_echoing(const struct ly_ctx *yang, struct crypto_signer *signer,
                           struct arena *a, const struct voucher_terms *t, const char *nonce_text,
                           unsigned char **cms, size_t *cms_len, const char **json,

@@ -101,6 +101,11 @@ static const char *device_url, *mgmt_url, *token, *pki_dir;
 static char tls_ca[4096], registrar_chain[4096], registrar_key[4096], domain_ca[4096];
 static struct device *devices;
 static long device_count;
+/* BENCH_BRSKI_LEVELS (e.g. "64"): the levels this run makes, all by default;
+ * BENCH_BRSKI_FIRST_DEVICE: the first device it asks for, so that repeated
+ * runs against one database each ask for devices no run asked for before. */
+static bool level_on[NLEVELS];
+static long first_device;
 
 /* ---- text ---- */
 
@@ -244,7 +249,8 @@ static void make_devices(const char *dir)
 
 /* ---- 2. registration through the management API ---- */
 
-/* Sends the devices in batches; each answer must count all of them in a + b. */
+/* Sends the devices in batches; each answer must count all of them in a + b
+ * (+ "unchanged" when it has that member: a repeated run registers again). */
 static void send_batches(struct mgmt *m, const char *path, const char *array, const char *a,
                          const char *b)
 {
@@ -266,7 +272,8 @@ static void send_batches(struct mgmt *m, const char *path, const char *array, co
         buf_printf(&body, "]}");
         long status = mgmt_request(m, "POST", path, body.data, body.len);
         long na = json_long(m->answer.data, a), nb = json_long(m->answer.data, b);
-        if (status != 200 || na < 0 || nb < 0 || na + nb != last - first)
+        long nu = strcmp(b, "unchanged") ? json_long(m->answer.data, "unchanged") : 0;
+        if (status != 200 || na < 0 || nb < 0 || na + nb + (nu > 0 ? nu : 0) != last - first)
             mgmt_unexpected(m, path, status);
     }
     free(body.data);
@@ -299,11 +306,11 @@ static void register_devices(void)
 
 /* One thread: OpenSSL 3.0 reads PEM keys through its decoder framework,
  * whose locks make two threads slower than one here. */
-static void build_rvrs(long n)
+static void build_rvrs(long first, long n)
 {
     double t = now();
     size_t bytes = 0;
-    for (long i = 0; i < n; i++) {
+    for (long i = first; i < first + n; i++) {
         struct device *d = &devices[i];
         struct brski_client_opts o = {
             .pledge_cert = d->cert,
@@ -562,6 +569,25 @@ static char *domain_ca_base64(void)
     return b64;
 }
 
+/* "1 8 64", "64", "8,64"…: each a level of LEVELS; NULL or empty: all. */
+static void choose_levels(const char *list)
+{
+    bool any = false;
+    for (const char *p = list; p && *p;) {
+        char *end;
+        long n = strtol(p, &end, 10);
+        size_t l = 0;
+        while (l < NLEVELS && LEVELS[l] != n)
+            l++;
+        if (end == p || l == NLEVELS)
+            die("BENCH_BRSKI_LEVELS: \"%s\" lists a level other than 1, 8 and 64", list);
+        level_on[l] = any = true;
+        p = end + strspn(end, " ,");
+    }
+    for (size_t l = 0; l < NLEVELS && !any; l++)
+        level_on[l] = true;
+}
+
 int main(int argc, char **argv)
 {
     bench_name = "bench_brski";
@@ -580,14 +606,17 @@ int main(int argc, char **argv)
     ticks_per_second = (double)sysconf(_SC_CLK_TCK);
     setvbuf(stdout, NULL, _IOLBF, 0);
 
+    choose_levels(getenv("BENCH_BRSKI_LEVELS"));
+    const char *first = getenv("BENCH_BRSKI_FIRST_DEVICE");
+    first_device = first && strcmp(first, "0") ? positive(first, "BENCH_BRSKI_FIRST_DEVICE") : 0;
     long needed = 0;
     for (size_t l = 0; l < NLEVELS; l++)
-        needed += COUNTS[l] + LEVELS[l] * WARMUP_PER_CONNECTION;
-    if (device_count < needed || device_count > MAX_DEVICES)
-        die("DEVICES must be between %ld (the levels' %ld, %ld and %ld vouchers and %d warm-up "
+        if (level_on[l])
+            needed += COUNTS[l] + LEVELS[l] * WARMUP_PER_CONNECTION;
+    if (device_count < first_device + needed || device_count > MAX_DEVICES)
+        die("DEVICES must be between %ld (from device %ld, the levels' vouchers and %d warm-up "
             "requests per connection) and %ld: %ld",
-            needed, COUNTS[0], COUNTS[1], COUNTS[2], WARMUP_PER_CONNECTION, MAX_DEVICES,
-            device_count);
+            first_device + needed, first_device, WARMUP_PER_CONNECTION, MAX_DEVICES, device_count);
     path_join(tls_ca, sizeof(tls_ca), pki_dir, "root-ca.crt");
     path_join(registrar_chain, sizeof(registrar_chain), pki_dir, OWNER "-chain.crt");
     path_join(registrar_key, sizeof(registrar_key), pki_dir, OWNER ".key");
@@ -596,13 +625,13 @@ int main(int argc, char **argv)
 
     make_devices(device_dir);
     register_devices();
-    build_rvrs(needed);
+    build_rvrs(first_device, needed);
     char *domain_b64 = domain_ca_base64();
 
     print_machine();
-    printf("devices: %ld registered, %ld asked for (each once: %d untimed warm-up requests per "
-           "connection, then the timed ones)\n",
-           device_count, needed, WARMUP_PER_CONNECTION);
+    printf("devices: %ld registered, %ld asked for from device %ld on (each once: %d untimed "
+           "warm-up requests per connection, then the timed ones)\n",
+           device_count, needed, first_device, WARMUP_PER_CONNECTION);
     idle_baseline();
 
     FILE *summary = summary_path ? fopen(summary_path, "w") : NULL;
@@ -610,8 +639,10 @@ int main(int argc, char **argv)
         die("cannot write %s: %s", summary_path, strerror(errno));
     const char *mark_dir = getenv("BENCH_BRSKI_MARK_DIR");
     struct result results[NLEVELS];
-    long cursor = 0;
+    long cursor = first_device;
     for (size_t l = 0; l < NLEVELS; l++) {
+        if (!level_on[l])
+            continue;
         struct level *lv = calloc(1, sizeof(*lv));
         char mark[4096];
         if (!lv)
@@ -647,7 +678,7 @@ int main(int argc, char **argv)
            SPOTS);
     if (summary)
         fclose(summary);
-    for (long i = 0; i < needed; i++)
+    for (long i = first_device; i < first_device + needed; i++)
         free(devices[i].rvr);
     free(devices);
     free(domain_b64);
