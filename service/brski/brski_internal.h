@@ -30,6 +30,8 @@ struct brski_call {
     const char *owner;             /* once known */
     bool registrar_known;          /* its chain reached a registered domain certificate */
     bool base64;                   /* the request came as base64 text: answer so */
+    X509 *tls;                     /* the TLS client certificate, once read (or NULL) */
+    bool tls_read;
 };
 
 /* What a registrar voucher-request establishes once every check passed. */

@@ -82,17 +82,21 @@ static struct refusal open_signed(struct brski_call *c, const unsigned char *der
 static void free_x509(void *x) { X509_free(x); }
 
 /* The TLS client certificate as sent (unverified; the handshake proved its
- * key), freed with the arena, or NULL. */
+ * key), or NULL: as TLS decoded it when the edge supplies that, else
+ * parsed here once and freed with the arena. */
 static X509 *tls_client_cert(struct brski_call *c)
 {
-    if (!c->req->client_chain_len)
-        return NULL;
+    if (c->tls_read || !c->req->client_chain_len)
+        return c->tls;
+    c->tls_read = true;
+    if (c->req->client_x509 && c->req->client_x509[0])
+        return c->tls = c->req->client_x509[0];
     const unsigned char *p = c->req->client_chain[0].der;
-    X509 *x = d2i_X509(NULL, &p, (long)c->req->client_chain[0].len);
-    if (x)
-        arena_defer(c->a, free_x509, x);
+    c->tls = d2i_X509(NULL, &p, (long)c->req->client_chain[0].len);
+    if (c->tls)
+        arena_defer(c->a, free_x509, c->tls);
     ERR_clear_error();
-    return x;
+    return c->tls;
 }
 
 /* The serial-number a voucher-request claims, read before anything about
@@ -334,8 +338,13 @@ static bool tls_chains_to(struct brski_call *c, X509 *leaf, X509 *domain_cert)
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
     STACK_OF(X509) *rest = sk_X509_new_null();
     for (size_t i = 1; i < c->req->client_chain_len; i++) {
-        const unsigned char *p = c->req->client_chain[i].der;
-        X509 *x = d2i_X509(NULL, &p, (long)c->req->client_chain[i].len);
+        X509 *x = c->req->client_x509 ? c->req->client_x509[i] : NULL;
+        if (x)
+            X509_up_ref(x);
+        else {
+            const unsigned char *p = c->req->client_chain[i].der;
+            x = d2i_X509(NULL, &p, (long)c->req->client_chain[i].len);
+        }
         if (x && !sk_X509_push(rest, x))
             X509_free(x);
     }
