@@ -5,27 +5,15 @@
 #include "brski/brski_internal.h"
 #include "common/config.h"
 #include "common/json.h"
-#include "store/store_pq.h"
+#include "store/brski.h"
 
-struct log_event {
-    const char *date, *domain_id, *nonce, *assertion;
-    unsigned long truncated;   /* older duplicates folded into this one */
-    bool kept;
-};
-
-struct truncation {
-    unsigned long nonced, nonceless, arbitrary;
-};
-
-/* RFC 8995 §5.8.1: per domain, only the newest few nonced and nonceless
- * events; beyond a total, the oldest go. events are newest first. */
-static void truncate_log(struct log_event *ev, size_t n, const struct config *cfg,
-                         struct truncation *t)
+void brski_truncate_log(struct brski_log_event *ev, size_t n, const struct config *cfg,
+                        struct brski_truncation *t)
 {
     memset(t, 0, sizeof(*t));
     for (size_t i = 0; i < n; i++) {
         unsigned long same = 0;
-        struct log_event *last_kept = NULL;
+        struct brski_log_event *last_kept = NULL;
         for (size_t j = 0; j < i; j++)
             if (ev[j].kept && !strcmp(ev[j].domain_id, ev[i].domain_id) &&
                 (!ev[j].nonce) == (!ev[i].nonce)) {
@@ -51,7 +39,8 @@ static void truncate_log(struct log_event *ev, size_t n, const struct config *cf
         }
 }
 
-static void write_log(yajl_gen g, const struct log_event *ev, size_t n, const struct truncation *t)
+static void write_log(yajl_gen g, const struct brski_log_event *ev, size_t n,
+                      const struct brski_truncation *t)
 {
     json_open(g);
     json_kv_str(g, "version", "1");
@@ -84,29 +73,40 @@ static void write_log(yajl_gen g, const struct log_event *ev, size_t n, const st
     json_close(g);
 }
 
-static void answer_log(struct brski_call *c)
+static struct refusal answer_log(struct brski_call *c)
 {
-    PGresult *r;
+    struct store_brski_log_row *rows;
+    size_t n;
     struct masad_error err;
-    const char *params[] = {c->serial};
-    if (store_exec(c->ctx->db, c->a, "brski_voucher_log", 1, params, &r, &err) != 0) {
-        brski_refuse(c, err.status, "%s", err.message);
-        return;
-    }
-    size_t n = (size_t)PQntuples(r);
-    struct log_event *ev = arena_alloc(c->a, (n ? n : 1) * sizeof(*ev));
+    if (store_brski_voucher_log(c->ctx->db, c->a, c->serial, &rows, &n, &err) != 0)
+        return brski_refusal(c, err.status, "%s", err.message);
+    struct brski_log_event *ev = arena_alloc(c->a, (n ? n : 1) * sizeof(*ev));
     for (size_t i = 0; i < n; i++)
-        ev[i] = (struct log_event){PQgetvalue(r, (int)i, 0),
-                                   PQgetisnull(r, (int)i, 1) ? "" : PQgetvalue(r, (int)i, 1),
-                                   PQgetisnull(r, (int)i, 2) ? NULL : PQgetvalue(r, (int)i, 2),
-                                   PQgetvalue(r, (int)i, 3), 0, false};
-    struct truncation t;
-    truncate_log(ev, n, c->ctx->config, &t);
+        ev[i] = (struct brski_log_event){rows[i].date, rows[i].domain_id, rows[i].nonce,
+                                         rows[i].assertion, 0, false};
+    struct brski_truncation t;
+    brski_truncate_log(ev, n, c->ctx->config, &t);
     yajl_gen g = json_gen_new();
     write_log(g, ev, n, &t);
     size_t len;
     char *body = json_finish(g, c->a, &len);
     response_set(c->res, c->a, 200, "application/json", body, len);
+    return (struct refusal){0};
+}
+
+/* RFC 8995 §5.8: the log goes to a domain that owns or owned the device;
+ * to anyone else the device is unknown */
+static struct refusal entitled(struct brski_call *c, const struct brski_domain *domain)
+{
+    struct masad_error err;
+    bool owned = false;
+    if (domain->owner &&
+        store_brski_owned_ever(c->ctx->db, c->a, c->serial, domain->owner, &owned, &err) != 0)
+        return brski_refusal(c, err.status, "%s", err.message);
+    if (!owned)
+        return brski_refusal(c, 404, "no audit log of the device \"%s\" for this registrar's domain",
+                             c->serial);
+    return (struct refusal){0};
 }
 
 void brski_request_audit_log(struct job_ctx *ctx, const struct masad_request *req,
@@ -115,23 +115,14 @@ void brski_request_audit_log(struct job_ctx *ctx, const struct masad_request *re
     struct brski_call c = {.ctx = ctx, .a = ctx->arena, .req = req, .res = res, .action = "auditlog.refuse"};
     struct brski_claim claim;
     struct brski_domain domain;
-    struct masad_error err;
-    PGresult *owned;
-    if (!brski_check_request(&c, &claim, "application/json") ||
-        !brski_find_domain(&c, &claim, &domain))
-        return;
-    c.owner = domain.owner;
-    /* RFC 8995 §5.8: the log goes to a domain that owns or owned the device;
-     * to anyone else the device is unknown */
-    const char *params[] = {c.serial, domain.owner};
-    if (domain.owner &&
-        store_exec(ctx->db, c.a, "brski_owned_ever", 2, params, &owned, &err) != 0) {
-        brski_refuse(&c, err.status, "%s", err.message);
-        return;
-    }
-    if (!domain.owner || PQntuples(owned) != 1) {
-        brski_refuse(&c, 404, "no audit log of the device \"%s\" for this registrar's domain", c.serial);
-        return;
-    }
-    answer_log(&c);
+    struct refusal r = brski_check_request(&c, &claim, "application/json");
+    if (!refused(&r))
+        r = brski_find_domain(&c, &claim, &domain);
+    c.owner = refused(&r) ? c.owner : domain.owner;
+    if (!refused(&r))
+        r = entitled(&c, &domain);
+    if (!refused(&r))
+        r = answer_log(&c);
+    if (refused(&r))
+        brski_render(&c, &r);
 }

@@ -628,6 +628,34 @@ Test(brski, the_owner_gets_vouchers, .init = start, .fini = stop, .timeout = 120
 
 /* ---- 3: refusals ---- */
 
+/* migrations/0010: a voucher is recorded, under the device's lock, only
+ * while its ownership is the one the decision read; else nothing is */
+Test(brski, a_voucher_is_recorded_only_for_the_ownership_it_was_decided_on, .init = start,
+     .fini = stop, .timeout = 120)
+{
+    struct domain acme = make_domain("acme");
+    struct device dev = make_device("STAMP");
+    put_owner("acme", &acme);
+    put_device(&dev);
+    char *unowned = q("SELECT brski_ownership_stamp('%s')", dev.serial);
+    assign(&dev, "acme");
+    char *owned = q("SELECT brski_ownership_stamp('%s')", dev.serial);
+    cr_assert_str_neq(unowned, owned);
+    const char *record =
+        "SELECT coalesce(brski_voucher_record('%s', '%s', 'acme', 'verified', NULL, 0, NULL,"
+        " decode(repeat('00', 32), 'hex'), 'id', 'r', '\\x00', NULL, 'registrar:r', '{}',"
+        " true)::text, 'none')";
+    const char *vouchers = "SELECT count(*) FROM vouchers WHERE serial_number = '%s'";
+    const char *events =
+        "SELECT count(*) FROM audit_events WHERE action = 'voucher.issue' AND serial_number = '%s'";
+    cr_assert_str_eq(q(record, unowned, dev.serial), "none");
+    cr_assert_str_eq(q(vouchers, dev.serial), "0");
+    cr_assert_str_eq(q(events, dev.serial), "0");
+    cr_assert_str_neq(q(record, owned, dev.serial), "none");
+    cr_assert_str_eq(q(vouchers, dev.serial), "1");
+    cr_assert_str_eq(q(events, dev.serial), "1");
+}
+
 Test(brski, faulty_requests_are_refused, .init = start, .fini = stop, .timeout = 120)
 {
     struct domain acme = make_domain("acme"), zenith = make_domain("zenith");
