@@ -1,7 +1,5 @@
 /* get-bootstrapping-data (RFC 8572 §7.2): the owner's conveyed information,
  * read → decide (decide.c) → commit. */
-#include <openssl/evp.h>
-#include <openssl/x509v3.h>
 #include <string.h>
 #include <time.h>
 
@@ -30,11 +28,6 @@ static struct sztp_refusal no_voucher(struct arena *a)
                         "the ownership voucher cannot be made now");
 }
 
-static struct sztp_refusal unusable_certificate(struct arena *a)
-{
-    return sztp_refusal(a, 500, "application", "operation-failed", "the owner certificate is unusable");
-}
-
 static void read_claim(struct sztp_call *c, struct lyd_node *rpc, struct sztp_claim *cl)
 {
     struct lyd_node *n = NULL;
@@ -61,13 +54,13 @@ static struct sztp_refusal gather(struct sztp_call *c, const struct sztp_claim *
     c->owner = o->owner;
     if (o->conveyed)
         f->conveyed_onboarding = sztp_is_onboarding(c->a, o->conveyed, strlen(o->conveyed));
-    if (!o->owner || !o->signed_conveyed.data || !o->cert_count || cl->nonce)
+    if (!o->owner || !o->signed_conveyed.data || !o->cert_count)
         return sztp_none();
-    /* RFC 8572 §3.3: the voucher pins the owner's last certificate */
-    const struct store_bytes *pinned = &o->certs[o->cert_count - 1];
-    unsigned char md[32];
-    if (!EVP_Digest(pinned->data, pinned->len, md, NULL, EVP_sha256(), NULL) ||
-        store_sztp_reusable_voucher(c->ctx->db, c->a, c->serial, md, &f->reusable, &err) != 0)
+    f->kit = sztp_owner_kit(c->a, o->certs, o->cert_count);
+    if (!f->kit || cl->nonce)
+        return sztp_none();
+    if (store_sztp_reusable_voucher(c->ctx->db, c->a, c->serial, f->kit->pinned_sha256,
+                                    &f->reusable, &err) != 0)
         return no_voucher(c->a);
     return sztp_none();
 }
@@ -87,30 +80,13 @@ static const char *unsigned_conveyed(struct sztp_call *c, const struct sztp_fact
     return base64_encode(c->a, der, len);
 }
 
-static void free_stack(void *s) { sk_X509_pop_free(s, X509_free); }
-
-static STACK_OF(X509) *owner_chain(struct sztp_call *c, const struct store_sztp_owner *o)
-{
-    STACK_OF(X509) *chain = sk_X509_new_null();
-    arena_defer(c->a, free_stack, chain);
-    for (size_t i = 0; i < o->cert_count; i++) {
-        const unsigned char *der = o->certs[i].data;
-        X509 *x = d2i_X509(NULL, &der, (long)o->certs[i].len);
-        if (x)
-            sk_X509_push(chain, x);
-    }
-    return chain;
-}
-
-/* A new ownership voucher pinned to `pinned`, signed and recorded. */
+/* A new ownership voucher pinned to the owner's last certificate, signed
+ * and recorded. */
 static const char *new_voucher(struct sztp_call *c, const struct sztp_claim *cl,
-                               const struct sztp_decision *d, X509 *pinned, long long *id)
+                               const struct sztp_decision *d, const struct sztp_owner_kit *k,
+                               long long *id)
 {
-    unsigned char md[32], spki[32];
-    crypto_cert_digests(pinned, md, spki);
-    size_t pinned_len;
-    unsigned char *pinned_der = crypto_cert_der(pinned, c->a, &pinned_len);
-    struct voucher_terms t = {c->serial, "verified", pinned_der, pinned_len, cl->nonce,
+    struct voucher_terms t = {c->serial, "verified", k->pinned_der, k->pinned_der_len, cl->nonce,
                               cl->nonce_len, d->created_on, d->expires_on, NULL, 0};
     unsigned char *cms;
     size_t cms_len;
@@ -118,14 +94,10 @@ static const char *new_voucher(struct sztp_call *c, const struct sztp_claim *cl,
     struct masad_error err;
     if (voucher_issue(c->ctx->yang, c->ctx->signer, c->a, &t, &cms, &cms_len, &json, &err) != 0)
         return NULL;
-    const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(pinned);
     struct store_voucher v = {c->serial, c->owner, "sztp", "verified", cl->nonce, cl->nonce_len,
-                              {d->created_on, 0}, d->expires_on, {0},
-                              ski ? base64_encode(c->a, ASN1_STRING_get0_data(ski),
-                                                  (size_t)ASN1_STRING_length(ski))
-                                  : base64_encode(c->a, spki, 32),
+                              {d->created_on, 0}, d->expires_on, {0}, k->domain_id,
                               NULL, cms, cms_len, NULL, 0};
-    memcpy(v.domain_cert_sha256, md, 32);
+    memcpy(v.domain_cert_sha256, k->pinned_sha256, 32);
     if (store_voucher_add(c->ctx->db, c->a, &v, id, &err) != 0)
         return NULL;
     return base64_encode(c->a, cms, cms_len);
@@ -137,18 +109,13 @@ static struct sztp_refusal signed_values(struct sztp_call *c, const struct sztp_
                                          const struct sztp_facts *f, const struct sztp_decision *d,
                                          const char **values, long long *voucher_id)
 {
-    STACK_OF(X509) *chain = owner_chain(c, &f->owner);
-    unsigned char *certs;
-    size_t certs_len;
-    if (sk_X509_num(chain) == 0 || crypto_certs_only(chain, c->a, &certs, &certs_len) != 0)
-        return unusable_certificate(c->a);
     values[0] = base64_encode(c->a, f->owner.signed_conveyed.data, f->owner.signed_conveyed.len);
-    values[1] = base64_encode(c->a, certs, certs_len);
+    values[1] = f->kit->certs_b64;
     if (d->reuse_voucher) {
         *voucher_id = f->reusable.id;
         values[2] = base64_encode(c->a, f->reusable.cms.data, f->reusable.cms.len);
     } else
-        values[2] = new_voucher(c, cl, d, sk_X509_value(chain, sk_X509_num(chain) - 1), voucher_id);
+        values[2] = new_voucher(c, cl, d, f->kit, voucher_id);
     return values[2] ? sztp_none() : no_voucher(c->a);
 }
 

@@ -103,7 +103,7 @@ struct sztp_refusal sztp_decide(struct arena *a, const struct sztp_claim *claim,
     d->onboarding = d->is_signed ? o->signed_onboarding : unsigned_onboarding;
     if (!d->is_signed)
         return sztp_none();
-    if (!o->cert_count)
+    if (!facts->kit)
         return sztp_refusal(a, 500, "application", "operation-failed",
                             "the owner certificate is unusable");
     /* RFC 8572 §3.3: an ownership voucher pinned to the owner's last

@@ -97,7 +97,7 @@ void sztp_refuse(struct sztp_call *c, const struct sztp_refusal *r);
 struct sztp_refusal sztp_answer(struct sztp_call *c, const char *const *names,
                                 const char *const *values, size_t n);
 
-/* ---- get-bootstrapping-data: claim, facts, decision (decide.c) ---- */
+/* ---- get-bootstrapping-data: the claim ---- */
 
 struct sztp_claim {
     const char *serial;
@@ -108,9 +108,38 @@ struct sztp_claim {
     bool csr_support;              /* RFC 9646: recorded until masad asks for CSRs */
 };
 
+/* ---- per-owner artifacts (owner_cache.c) ---- */
+
+/* What a signed answer needs of the owner's certificate chain, made once
+ * per chain and shared, read-only, by the job threads: a process-wide cache
+ * of at most SZTP_OWNER_CACHE_SIZE kits, least recently used out, keyed by
+ * SHA-256 of the stored certificates (a changed chain is a new key, so
+ * replicas need no invalidation). */
+#define SZTP_OWNER_CACHE_SIZE 256
+
+struct sztp_owner_kit {
+    struct arena *arena;           /* holds the kit */
+    unsigned char key[32];
+    const char *certs_b64;         /* owner-certificate: CMS certs-only (RFC 8572 §3.2), base64 */
+    const unsigned char *pinned_der;  /* RFC 8572 §3.3: the last certificate, pinned by vouchers */
+    size_t pinned_der_len;
+    unsigned char pinned_sha256[32];
+    const char *domain_id;         /* its subject key identifier (else SPKI SHA-256), base64 */
+};
+
+/* The kit of these certificates (DER, end-entity first), held until the
+ * arena is reset; NULL when none of them is usable. */
+const struct sztp_owner_kit *sztp_owner_kit(struct arena *a, const struct store_bytes *certs,
+                                            size_t n);
+/* Kits cached now. */
+size_t sztp_owner_cache_count(void);
+
+/* ---- get-bootstrapping-data facts and decision (decide.c) ---- */
+
 struct sztp_facts {
     struct store_sztp_owner owner;
     bool conveyed_onboarding;      /* the unsigned conveyed information is onboarding */
+    const struct sztp_owner_kit *kit; /* with signed settings: the owner chain's, or NULL */
     struct store_sztp_voucher reusable; /* id 0: none */
 };
 

@@ -18,6 +18,7 @@ TestSuite(sztp_decide, .init = setup, .fini = teardown);
 
 static const unsigned char CERT[] = {0x30, 0x03, 0x02, 0x01, 0x01};
 static struct store_bytes chain[] = {{CERT, sizeof(CERT)}};
+static const struct sztp_owner_kit KIT; /* decide() only asks whether there is one */
 static const unsigned char SIGNED[] = {0x30, 0x00};
 static const unsigned char NONCE[] = {1, 2, 3, 4, 5, 6, 7, 8};
 #define NOW ((time_t)1800000000)
@@ -48,6 +49,7 @@ static struct sztp_facts owner(bool with_unsigned, bool unsigned_onboarding, boo
         f.owner.signed_onboarding = signed_onboarding;
         f.owner.certs = chain;
         f.owner.cert_count = 1;
+        f.kit = &KIT;
     }
     return f;
 }
@@ -150,7 +152,7 @@ Test(sztp_decide, signed_without_owner_certificate_is_500)
 {
     struct sztp_claim c = {.serial = "SN1"};
     struct sztp_facts f = owner(false, false, true, false);
-    f.owner.cert_count = 0;
+    f.kit = NULL; /* none of its certificates parses */
     struct sztp_decision d;
     expect_refusal(decide(&c, &f, &d), 500, "application", "operation-failed",
                    "the owner certificate is unusable");
@@ -248,12 +250,15 @@ Test(sztp_decide, onboarding_or_redirect)
 
 /* ---- report-progress bounds ---- */
 
-static const char *certs_only_b64(void)
+/* A self-signed certificate with this serial number, by one key. */
+static X509 *make_cert(long serial)
 {
-    EVP_PKEY *key = EVP_EC_gen("P-256");
+    static EVP_PKEY *key;
+    if (!key)
+        key = EVP_EC_gen("P-256");
     X509 *x = X509_new();
     X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
     X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
                                (const unsigned char *)"anchor", -1, -1, 0);
     X509_set_issuer_name(x, X509_get_subject_name(x));
@@ -261,13 +266,17 @@ static const char *certs_only_b64(void)
     X509_gmtime_adj(X509_getm_notAfter(x), 3600);
     X509_set_pubkey(x, key);
     X509_sign(x, key, EVP_sha256());
+    return x;
+}
+
+static const char *certs_only_b64(void)
+{
     STACK_OF(X509) *s = sk_X509_new_null();
-    sk_X509_push(s, x);
+    sk_X509_push(s, make_cert(1));
     unsigned char *der;
     size_t len;
     cr_assert_eq(crypto_certs_only(s, a, &der, &len), 0);
     sk_X509_pop_free(s, X509_free);
-    EVP_PKEY_free(key);
     return base64_encode(a, der, len);
 }
 
@@ -346,4 +355,57 @@ Test(sztp_decide, progress_trust_anchor_must_be_certs_only)
     cr_assert(strstr(r.r.sentence, "invalid input: trust-anchor-cert 2 ") == r.r.sentence, "%s",
               r.r.sentence);
     cr_assert(strstr(r.r.sentence, "(a CMS certs-only structure is expected, RFC 8572 §7.3)"));
+}
+
+/* ---- the per-owner cache (owner_cache.c) ---- */
+
+static struct store_bytes cert_der(long serial)
+{
+    X509 *x = make_cert(serial);
+    struct store_bytes b;
+    b.data = crypto_cert_der(x, a, &b.len);
+    X509_free(x);
+    return b;
+}
+
+Test(sztp_decide, owner_kit_made_once_per_chain)
+{
+    struct store_bytes certs[] = {cert_der(1001), cert_der(1002)};
+    const struct sztp_owner_kit *k = sztp_owner_kit(a, certs, 2);
+    cr_assert_not_null(k);
+    cr_assert_eq(sztp_owner_kit(a, certs, 2), k, "the same chain: the same kit");
+    cr_assert_eq(k->pinned_der_len, certs[1].len, "the last certificate is pinned");
+    cr_assert_eq(memcmp(k->pinned_der, certs[1].data, certs[1].len), 0);
+    unsigned char md[32];
+    EVP_Digest(certs[1].data, certs[1].len, md, NULL, EVP_sha256(), NULL);
+    cr_assert_eq(memcmp(k->pinned_sha256, md, 32), 0);
+    size_t len;
+    unsigned char *cms = base64_decode(a, k->certs_b64, strlen(k->certs_b64), &len);
+    char why[256];
+    cr_assert_eq(crypto_certs_only_check(cms, len, 8, why), 0, "%s", why);
+    cr_assert_not_null(k->domain_id);
+    struct store_bytes changed[] = {certs[0], cert_der(1003)};
+    const struct sztp_owner_kit *k2 = sztp_owner_kit(a, changed, 2);
+    cr_assert(k2 && k2 != k, "a changed chain is a new key");
+    cr_assert_neq(memcmp(k2->pinned_sha256, k->pinned_sha256, 32), 0);
+    struct store_bytes garbage[] = {{(const unsigned char *)"\x30\x03\x02\x01\x01", 5}};
+    cr_assert_null(sztp_owner_kit(a, garbage, 1), "no usable certificate");
+}
+
+Test(sztp_decide, owner_cache_is_bounded_and_keeps_held_kits)
+{
+    struct store_bytes first = cert_der(2000);
+    const struct sztp_owner_kit *held = sztp_owner_kit(a, &first, 1);
+    const char *pinned = base64_encode(a, held->pinned_der, held->pinned_der_len);
+    struct arena *b = arena_new();
+    for (long i = 1; i <= SZTP_OWNER_CACHE_SIZE + 10; i++) {
+        struct store_bytes c = cert_der(2000 + i);
+        cr_assert_not_null(sztp_owner_kit(b, &c, 1));
+        arena_reset(b); /* the request ends: its kits are let go */
+    }
+    arena_free(b);
+    cr_assert_leq(sztp_owner_cache_count(), SZTP_OWNER_CACHE_SIZE);
+    cr_assert_str_eq(base64_encode(a, held->pinned_der, held->pinned_der_len), pinned,
+                     "a kit evicted while a request holds it stays whole until let go");
+    cr_assert_neq(sztp_owner_kit(a, &first, 1), held, "evicted: made again");
 }
