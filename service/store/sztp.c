@@ -9,22 +9,25 @@
 const struct store_statement store_sztp_statements[] = {
     {"sztp_password",
      "SELECT sztp_password_salt, sztp_password_hash FROM devices WHERE serial_number = $1", 1},
-    /* the owner chain as comma-separated hex, end-entity first */
+    /* the owner chain as comma-separated hex, end-entity first; with $2, the
+     * newest nonceless SZTP voucher pinning the chain's last certificate,
+     * which RFC 8572 §3.3 lets us reuse until it nears its end (sztp/decide.c
+     * decides how near): one round trip for all the answer reads */
     {"sztp_owner",
      "SELECT o.owner_id, w.sztp_conveyed_information::text,"
      " w.sztp_signed_conveyed_info, w.sztp_signed_onboarding,"
      " array_to_string(ARRAY(SELECT encode(c, 'hex') FROM unnest(w.sztp_owner_certificate)"
-     "   WITH ORDINALITY AS t(c, n) ORDER BY n), ',')"
+     "   WITH ORDINALITY AS t(c, n) ORDER BY n), ','),"
+     " v.id, extract(epoch FROM v.expires_on)::bigint, v.voucher"
      " FROM devices d LEFT JOIN ownership o ON o.serial_number = d.serial_number"
      " AND o.valid_until IS NULL LEFT JOIN owners w ON w.owner_id = o.owner_id"
-     " AND w.deleted_at IS NULL WHERE d.serial_number = $1 FOR SHARE OF d", 1},
-    /* RFC 8572 §3.3: a nonceless ownership voucher may be reused until it
-     * nears its end (sztp/decide.c decides how near) */
-    {"sztp_reusable_voucher",
-     "SELECT id, extract(epoch FROM expires_on)::bigint, voucher FROM vouchers"
-     " WHERE serial_number = $1 AND protocol = 'sztp' AND nonce IS NULL"
-     " AND domain_cert_sha256 = $2 AND expires_on IS NOT NULL"
-     " ORDER BY id DESC LIMIT 1", 2},
+     " AND w.deleted_at IS NULL"
+     " LEFT JOIN LATERAL (SELECT id, expires_on, voucher FROM vouchers"
+     "   WHERE $2::boolean AND serial_number = d.serial_number AND protocol = 'sztp'"
+     "   AND nonce IS NULL AND expires_on IS NOT NULL AND domain_cert_sha256 ="
+     "   sha256(w.sztp_owner_certificate[array_upper(w.sztp_owner_certificate, 1)])"
+     "   ORDER BY id DESC LIMIT 1) v ON true"
+     " WHERE d.serial_number = $1 FOR SHARE OF d", 2},
     {"sztp_device_exists", "SELECT 1 FROM devices WHERE serial_number = $1", 1},
     /* a device keeps its newest SZTP_PROGRESS_KEPT reports (migration 0006),
      * newest as last_progress orders them: the older ones go as a new one
@@ -79,11 +82,15 @@ static void split_certs(struct arena *a, const char *list, struct store_sztp_own
 }
 
 int store_sztp_owner(struct store_conn *c, struct arena *a, const char *serial,
-                     struct store_sztp_owner *out, struct masad_error *err)
+                     struct store_sztp_owner *out, struct store_sztp_voucher *reusable,
+                     struct masad_error *err)
 {
     PGresult *r;
     *out = (struct store_sztp_owner){0};
-    if (store_run(c, a, "sztp_owner", 1, (struct store_param[]){P_TEXT(serial)}, &r, err) != 0)
+    if (reusable)
+        *reusable = (struct store_sztp_voucher){0};
+    struct store_param p[] = {P_TEXT(serial), P_TEXT(reusable ? "true" : "false")};
+    if (store_run(c, a, "sztp_owner", 2, p, &r, err) != 0)
         return -1;
     if (PQntuples(r) != 1)
         return 0;
@@ -94,23 +101,11 @@ int store_sztp_owner(struct store_conn *c, struct arena *a, const char *serial,
     out->signed_onboarding = row_bool(r, 0, 3);
     if (row_text(r, 0, 4))
         split_certs(a, row_text(r, 0, 4), out);
-    return 0;
-}
-
-int store_sztp_reusable_voucher(struct store_conn *c, struct arena *a, const char *serial,
-                                const unsigned char pinned_sha256[32],
-                                struct store_sztp_voucher *out, struct masad_error *err)
-{
-    PGresult *r;
-    *out = (struct store_sztp_voucher){0};
-    struct store_param p[] = {P_TEXT(serial), P_BYTES(pinned_sha256, 32)};
-    if (store_run(c, a, "sztp_reusable_voucher", 2, p, &r, err) != 0)
-        return -1;
-    if (PQntuples(r) != 1)
-        return 0;
-    out->id = row_int(r, 0, 0);
-    out->expires_on = (time_t)row_int(r, 0, 1);
-    out->cms = bytea(a, r, 2);
+    if (reusable && row_text(r, 0, 5)) {
+        reusable->id = row_int(r, 0, 5);
+        reusable->expires_on = (time_t)row_int(r, 0, 6);
+        reusable->cms = bytea(a, r, 7);
+    }
     return 0;
 }
 

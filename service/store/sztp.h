@@ -35,22 +35,20 @@ struct store_sztp_owner {
     size_t cert_count;
 };
 
-/* Read in the caller's transaction, locking the device row (FOR SHARE) so
- * that its ownership cannot change before the answer is committed. */
-int store_sztp_owner(struct store_conn *c, struct arena *a, const char *serial,
-                     struct store_sztp_owner *out, struct masad_error *err);
-
-/* The newest nonceless SZTP voucher of a device pinning the certificate of
- * this SHA-256; id 0 when there is none. */
+/* A nonceless SZTP voucher that may be reused (RFC 8572 §3.3); id 0: none. */
 struct store_sztp_voucher {
     long long id;
     time_t expires_on;
     struct store_bytes cms;
 };
 
-int store_sztp_reusable_voucher(struct store_conn *c, struct arena *a, const char *serial,
-                                const unsigned char pinned_sha256[32],
-                                struct store_sztp_voucher *out, struct masad_error *err);
+/* Read in the caller's transaction, locking the device row (FOR SHARE) so
+ * that its ownership cannot change before the answer is committed. With
+ * `reusable`, also the device's newest nonceless SZTP voucher pinning the
+ * owner chain's last certificate (id 0 when there is none). */
+int store_sztp_owner(struct store_conn *c, struct arena *a, const char *serial,
+                     struct store_sztp_owner *out, struct store_sztp_voucher *reusable,
+                     struct masad_error *err);
 
 /* Whether the device is registered. */
 int store_sztp_device_exists(struct store_conn *c, struct arena *a, const char *serial,

@@ -42,14 +42,16 @@ static void read_claim(struct sztp_call *c, struct lyd_node *rpc, struct sztp_cl
 }
 
 /* The owner's settings, in the transaction that the answer commits, and
- * the voucher that a nonceless request may reuse. */
+ * the voucher that a nonceless request may reuse, in one statement; the
+ * owner chain's kit from the cache. */
 static struct sztp_refusal gather(struct sztp_call *c, const struct sztp_claim *cl,
                                   struct sztp_facts *f)
 {
     struct masad_error err;
     const struct store_sztp_owner *o = &f->owner;
     if (store_begin(c->ctx->db, &err) != 0 ||
-        store_sztp_owner(c->ctx->db, c->a, c->serial, &f->owner, &err) != 0)
+        store_sztp_owner(c->ctx->db, c->a, c->serial, &f->owner, cl->nonce ? NULL : &f->reusable,
+                         &err) != 0)
         return db_unavailable(c->a);
     c->owner = o->owner;
     if (o->conveyed)
@@ -57,11 +59,6 @@ static struct sztp_refusal gather(struct sztp_call *c, const struct sztp_claim *
     if (!o->owner || !o->signed_conveyed.data || !o->cert_count)
         return sztp_none();
     f->kit = sztp_owner_kit(c->a, o->certs, o->cert_count);
-    if (!f->kit || cl->nonce)
-        return sztp_none();
-    if (store_sztp_reusable_voucher(c->ctx->db, c->a, c->serial, f->kit->pinned_sha256,
-                                    &f->reusable, &err) != 0)
-        return no_voucher(c->a);
     return sztp_none();
 }
 
