@@ -86,28 +86,48 @@ void sztp_refuse(struct sztp_call *c, const struct sztp_refusal *r)
 static void free_x509(void *x) { X509_free(x); }
 static void free_stack(void *s) { sk_X509_pop_free(s, X509_free); }
 
-/* The serial of a TLS client certificate that chains to the IDevID anchors;
- * NULL when there is none. *bad when one was sent but does not verify. */
-static const char *certificate_serial(struct sztp_call *c, bool *bad)
+static void free_borrowed(void *s) { sk_X509_free(s); }
+
+/* The chain as X509s, leaf in *leaf: TLS's own decoding when the edge gave
+ * it (borrowed, owned by the request), else parsed from the DER. */
+static STACK_OF(X509) *client_chain(struct sztp_call *c, X509 **leaf)
 {
     const struct masad_request *req = c->req;
-    *bad = false;
-    if (!req->client_chain_len)
-        return NULL;
     STACK_OF(X509) *rest = sk_X509_new_null();
+    *leaf = NULL;
+    if (req->client_x509) {
+        arena_defer(c->a, free_borrowed, rest);
+        for (size_t i = 0; i < req->client_chain_len; i++)
+            if (req->client_x509[i] && !*leaf)
+                *leaf = req->client_x509[i];
+            else if (req->client_x509[i])
+                sk_X509_push(rest, req->client_x509[i]);
+        return rest;
+    }
     arena_defer(c->a, free_stack, rest);
-    X509 *leaf = NULL;
     for (size_t i = 0; i < req->client_chain_len; i++) {
         const unsigned char *p = req->client_chain[i].der;
         X509 *x = d2i_X509(NULL, &p, (long)req->client_chain[i].len);
         if (!x)
             continue;
-        if (!leaf) {
-            leaf = x;
+        if (!*leaf) {
+            *leaf = x;
             arena_defer(c->a, free_x509, x);
         } else
             sk_X509_push(rest, x);
     }
+    return rest;
+}
+
+/* The serial of a TLS client certificate that chains to the IDevID anchors;
+ * NULL when there is none. *bad when one was sent but does not verify. */
+static const char *certificate_serial(struct sztp_call *c, bool *bad)
+{
+    *bad = false;
+    if (!c->req->client_chain_len)
+        return NULL;
+    X509 *leaf;
+    STACK_OF(X509) *rest = client_chain(c, &leaf);
     const char *serial = NULL, *anchor;
     char why[256];
     /* docs/sztp.md: the identity is an end-entity client certificate */
@@ -363,15 +383,22 @@ static const char *render(struct sztp_call *c, const char *root, const char *con
 struct sztp_refusal sztp_answer(struct sztp_call *c, const char *const *names,
                                 const char *const *values, size_t n)
 {
+#ifdef MASAD_TEST_ROUTES
+    /* test builds check every output against the module before it leaves;
+     * production skips the libyang round trip of what masad made itself
+     * (leaves of validated stored data and base64 of its own CMS) */
     char why[600] = "";
     struct lyd_node *tree;
-    /* every output is checked against the module before it leaves */
     if (parse_op(c, render(c, c->rpc, names, values, n), LYD_TYPE_REPLY_YANG, &tree, why,
                  sizeof(why)) != 0)
         return sztp_refusal(c->a, 500, "application", "operation-failed", "invalid output: %s", why);
+#endif
+    /* already in the arena: answered as it is, not copied again */
     const char *output = render(c, "output", names, values, n);
-    response_set(c->res, c->a, 200,
-                 c->format == SZTP_XML ? "application/yang-data+xml" : "application/yang-data+json",
-                 output, strlen(output));
+    c->res->status = 200;
+    c->res->content_type =
+        c->format == SZTP_XML ? "application/yang-data+xml" : "application/yang-data+json";
+    c->res->body = (const unsigned char *)output;
+    c->res->body_len = strlen(output);
     return sztp_none();
 }
