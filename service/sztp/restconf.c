@@ -1,7 +1,7 @@
 /* RESTCONF (RFC 8040) for the bootstrap server's RPCs: encodings, device
  * authentication, input parsing, errors. */
+#include <openssl/crypto.h>
 #include <openssl/err.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -13,7 +13,7 @@
 #include "common/refusal.h"
 #include "common/yang.h"
 #include "crypto/crypto.h"
-#include "store/store_pq.h"
+#include "store/sztp.h"
 #include "sztp/sztp_internal.h"
 
 #define MODULE "ietf-sztp-bootstrap-server"
@@ -68,25 +68,17 @@ static void write_error(struct sztp_call *c, int status, const char *type, const
                  body, strlen(body));
 }
 
-bool sztp_error(struct sztp_call *c, int status, const char *type, const char *tag,
-                const char *fmt, ...)
+void sztp_refuse(struct sztp_call *c, const struct sztp_refusal *r)
 {
-    char message[768];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(message, sizeof(message), fmt, ap);
-    va_end(ap);
     if (!strcmp(c->rpc, "get-bootstrapping-data"))
         metrics_sztp_answer("error", false);
-    write_error(c, status, type, tag, message);
-    if (status == 401)
+    write_error(c, r->r.status, r->type, r->tag, r->r.sentence);
+    if (r->r.status == 401)
         response_add_header(c->res, "www-authenticate", "Basic realm=\"masad\"");
-    struct refusal r = {status, message, "sztp.refuse"};
     const char *more[] = {"rpc", c->rpc, NULL};
-    audit_refuse(c->ctx->db, c->a, &r,
+    audit_refuse(c->ctx->db, c->a, &r->r,
                  c->serial ? arena_printf(c->a, "device:%s", c->serial) : "device:unauthenticated",
                  c->serial, c->owner, c->req->peer, c->serial != NULL, more);
-    return false;
 }
 
 /* ---- authentication (RFC 8572 §5.3, RFC 8040 §2.5) ---- */
@@ -94,28 +86,48 @@ bool sztp_error(struct sztp_call *c, int status, const char *type, const char *t
 static void free_x509(void *x) { X509_free(x); }
 static void free_stack(void *s) { sk_X509_pop_free(s, X509_free); }
 
-/* The serial of a TLS client certificate that chains to the IDevID anchors;
- * NULL when there is none. *bad when one was sent but does not verify. */
-static const char *certificate_serial(struct sztp_call *c, bool *bad)
+static void free_borrowed(void *s) { sk_X509_free(s); }
+
+/* The chain as X509s, leaf in *leaf: TLS's own decoding when the edge gave
+ * it (borrowed, owned by the request), else parsed from the DER. */
+static STACK_OF(X509) *client_chain(struct sztp_call *c, X509 **leaf)
 {
     const struct masad_request *req = c->req;
-    *bad = false;
-    if (!req->client_chain_len)
-        return NULL;
     STACK_OF(X509) *rest = sk_X509_new_null();
+    *leaf = NULL;
+    if (req->client_x509) {
+        arena_defer(c->a, free_borrowed, rest);
+        for (size_t i = 0; i < req->client_chain_len; i++)
+            if (req->client_x509[i] && !*leaf)
+                *leaf = req->client_x509[i];
+            else if (req->client_x509[i])
+                sk_X509_push(rest, req->client_x509[i]);
+        return rest;
+    }
     arena_defer(c->a, free_stack, rest);
-    X509 *leaf = NULL;
     for (size_t i = 0; i < req->client_chain_len; i++) {
         const unsigned char *p = req->client_chain[i].der;
         X509 *x = d2i_X509(NULL, &p, (long)req->client_chain[i].len);
         if (!x)
             continue;
-        if (!leaf) {
-            leaf = x;
+        if (!*leaf) {
+            *leaf = x;
             arena_defer(c->a, free_x509, x);
         } else
             sk_X509_push(rest, x);
     }
+    return rest;
+}
+
+/* The serial of a TLS client certificate that chains to the IDevID anchors;
+ * NULL when there is none. *bad when one was sent but does not verify. */
+static const char *certificate_serial(struct sztp_call *c, bool *bad)
+{
+    *bad = false;
+    if (!c->req->client_chain_len)
+        return NULL;
+    X509 *leaf;
+    STACK_OF(X509) *rest = client_chain(c, &leaf);
     const char *serial = NULL, *anchor;
     char why[256];
     /* docs/sztp.md: the identity is an end-entity client certificate */
@@ -124,6 +136,22 @@ static const char *certificate_serial(struct sztp_call *c, bool *bad)
         *bad = true;
     ERR_clear_error();
     return *bad ? NULL : serial;
+}
+
+/* docs/management-api.md: SHA-256(salt || password), compared in constant
+ * time; the digest is computed either way, so that an unknown device takes
+ * as long. */
+static bool password_matches(const struct store_sztp_password *p, const char *password)
+{
+    unsigned char md[32], stored[32] = {0}, salt[64] = {0};
+    bool shaped = p->device_found && p->salt.data && p->salt.len > 0 &&
+                  p->salt.len <= sizeof(salt) && p->hash.data && p->hash.len == 32;
+    if (shaped) {
+        memcpy(salt, p->salt.data, p->salt.len);
+        memcpy(stored, p->hash.data, 32);
+    }
+    crypto_password_digest(salt, shaped ? p->salt.len : 16, password, md);
+    return CRYPTO_memcmp(md, stored, 32) == 0 && shaped;
 }
 
 /* The serial of valid HTTP Basic credentials (serial : sztp_password). */
@@ -146,23 +174,19 @@ static const char *basic_serial(struct sztp_call *c, bool *present, bool *db_dow
     if (user_len < 1 || user_len > 64 || !json_utf8_valid((const char *)pair, user_len))
         return NULL;
     *colon = 0;
-    const char *params[] = {(const char *)pair};
-    PGresult *r;
+    struct store_sztp_password pw;
     struct masad_error err;
-    if (store_exec(c->ctx->db, c->a, "sztp_password", 1, params, &r, &err) != 0) {
+    if (store_sztp_password(c->ctx->db, c->a, (const char *)pair, &pw, &err) != 0) {
         *db_down = true;
         return NULL;
     }
-    bool found = PQntuples(r) == 1 && !PQgetisnull(r, 0, 0);
-    bool ok = crypto_password_matches(found ? PQgetvalue(r, 0, 0) : NULL,
-                                      found ? PQgetvalue(r, 0, 1) : NULL, colon + 1);
-    return ok ? (const char *)pair : NULL;
+    return password_matches(&pw, colon + 1) ? (const char *)pair : NULL;
 }
 
 /* Agents such as opiproject's sztp-agent send HTTP Basic on every request,
  * also from a device that authenticates by its IDevID and has no SZTP
- * password: Basic that names the certificate's own serial, for a device
- * without a password, claims nothing and counts as absent (docs/sztp.md). */
+ * password: does this Basic name the certificate's own serial, of a device
+ * without a password? */
 static bool basic_adds_nothing(struct sztp_call *c, const char *cert_serial)
 {
     const char *auth = c->req->authorization;
@@ -170,47 +194,24 @@ static bool basic_adds_nothing(struct sztp_call *c, const char *cert_serial)
     unsigned char *pair = base64_decode(c->a, auth + 6, strlen(auth + 6), &len);
     if (!pair || len <= n || memcmp(pair, cert_serial, n) != 0 || pair[n] != ':')
         return false;
-    const char *params[] = {cert_serial};
-    PGresult *r;
+    struct store_sztp_password pw;
     struct masad_error err;
-    return store_exec(c->ctx->db, c->a, "sztp_password", 1, params, &r, &err) == 0 &&
-           (PQntuples(r) == 0 || PQgetisnull(r, 0, 0));
+    return store_sztp_password(c->ctx->db, c->a, cert_serial, &pw, &err) == 0 &&
+           (!pw.device_found || !pw.salt.data);
 }
 
-static bool authenticate(struct sztp_call *c)
+static struct sztp_refusal authenticate(struct sztp_call *c)
 {
-    bool bad_cert, basic_present, db_down;
-    const char *by_cert = certificate_serial(c, &bad_cert);
-    const char *by_basic = basic_serial(c, &basic_present, &db_down);
+    struct sztp_auth auth = {0};
+    bool db_down;
+    auth.by_cert = certificate_serial(c, &auth.bad_cert);
+    auth.by_basic = basic_serial(c, &auth.basic_present, &db_down);
     if (db_down)
-        return sztp_error(c, 503, "application", "operation-failed", "the database is unavailable");
-    if (by_cert && basic_present && !by_basic && basic_adds_nothing(c, by_cert))
-        basic_present = false;
-    /* one message for every failure: nothing tells whether a serial exists */
-    if (bad_cert || (basic_present && !by_basic) || (!by_cert && !by_basic) ||
-        (by_cert && by_basic && strcmp(by_cert, by_basic)))
-        return sztp_error(c, 401, "protocol", "access-denied",
-                          "the device could not be authenticated: present an IDevID client "
-                          "certificate or HTTP Basic credentials (serial number and password)");
-    c->serial = by_cert ? by_cert : by_basic;
-    return true;
-}
-
-bool sztp_begin(struct sztp_call *c)
-{
-    const char *ct = c->req->content_type;
-    c->format = SZTP_JSON;
-    if (ct && media_type_is(ct, "application/yang-data+xml"))
-        c->format = SZTP_XML;
-    /* RFC 8040 §5.2; deployed agents also send application/json */
-    else if (c->req->body_len && (!ct || !(media_type_is(ct, "application/yang-data+json") ||
-                                           media_type_is(ct, "application/json"))))
-        return sztp_error(c, 415, "protocol", "invalid-value",
-                          "the input must be application/yang-data+json or application/yang-data+xml");
-    if (c->req->body_len > SZTP_MAX_BODY)
-        return sztp_error(c, 413, "protocol", "too-big", "the input is larger than %d bytes",
-                          SZTP_MAX_BODY);
-    return authenticate(c);
+        return sztp_refusal(c->a, 503, "application", "operation-failed",
+                            "the database is unavailable");
+    if (auth.by_cert && auth.basic_present && !auth.by_basic)
+        auth.basic_adds_nothing = basic_adds_nothing(c, auth.by_cert);
+    return sztp_auth_decide(c->a, &auth, &c->serial);
 }
 
 /* ---- input ---- */
@@ -322,7 +323,7 @@ static int parse_op(struct sztp_call *c, const char *text, enum lyd_type type, s
     return 0;
 }
 
-bool sztp_parse_input(struct sztp_call *c, struct lyd_node **rpc)
+static struct sztp_refusal parse_input(struct sztp_call *c, struct lyd_node **rpc)
 {
     char why[600] = "";
     const char *text = c->format == SZTP_XML
@@ -332,10 +333,20 @@ bool sztp_parse_input(struct sztp_call *c, struct lyd_node **rpc)
                                         "input", why, sizeof(why))
                            : json_as_rpc(c, "input", why, sizeof(why));
     if (!text)
-        return sztp_error(c, 400, "protocol", "malformed-message", "malformed input: %s", why);
+        return sztp_refusal(c->a, 400, "protocol", "malformed-message", "malformed input: %s", why);
     if (parse_op(c, text, LYD_TYPE_RPC_YANG, rpc, why, sizeof(why)) != 0)
-        return sztp_error(c, 400, "application", "invalid-value", "invalid input: %s", why);
-    return true;
+        return sztp_refusal(c->a, 400, "application", "invalid-value", "invalid input: %s", why);
+    return sztp_none();
+}
+
+struct sztp_refusal sztp_read(struct sztp_call *c, struct lyd_node **rpc)
+{
+    struct sztp_refusal r = sztp_negotiate(c->a, c->req->content_type, c->req->body_len, &c->format);
+    if (!refused(&r.r))
+        r = authenticate(c);
+    if (!refused(&r.r))
+        r = parse_input(c, rpc);
+    return r;
 }
 
 const char *sztp_leaf(const struct lyd_node *rpc, const char *name)
@@ -369,17 +380,25 @@ static const char *render(struct sztp_call *c, const char *root, const char *con
     return json_finish(g, c->a, NULL);
 }
 
-bool sztp_answer(struct sztp_call *c, const char *const *names, const char *const *values, size_t n)
+struct sztp_refusal sztp_answer(struct sztp_call *c, const char *const *names,
+                                const char *const *values, size_t n)
 {
+#ifdef MASAD_TEST_ROUTES
+    /* test builds check every output against the module before it leaves;
+     * production skips the libyang round trip of what masad made itself
+     * (leaves of validated stored data and base64 of its own CMS) */
     char why[600] = "";
     struct lyd_node *tree;
-    /* every output is checked against the module before it leaves */
     if (parse_op(c, render(c, c->rpc, names, values, n), LYD_TYPE_REPLY_YANG, &tree, why,
                  sizeof(why)) != 0)
-        return sztp_error(c, 500, "application", "operation-failed", "invalid output: %s", why);
+        return sztp_refusal(c->a, 500, "application", "operation-failed", "invalid output: %s", why);
+#endif
+    /* already in the arena: answered as it is, not copied again */
     const char *output = render(c, "output", names, values, n);
-    response_set(c->res, c->a, 200,
-                 c->format == SZTP_XML ? "application/yang-data+xml" : "application/yang-data+json",
-                 output, strlen(output));
-    return true;
+    c->res->status = 200;
+    c->res->content_type =
+        c->format == SZTP_XML ? "application/yang-data+xml" : "application/yang-data+json";
+    c->res->body = (const unsigned char *)output;
+    c->res->body_len = strlen(output);
+    return sztp_none();
 }
