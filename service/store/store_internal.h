@@ -5,7 +5,6 @@
 #include <libpq-fe.h>
 
 #include "store/store.h"
-#include "store/store_pq.h"
 
 /* RFC 3339 UTC with Z, as docs/management-api.md's timestamps */
 #define TS(x) "to_char(" x " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
@@ -22,6 +21,16 @@ extern const struct store_statement *const store_statement_sets[];
 extern const struct store_statement store_tokens_statements[], store_audit_statements[],
     store_devices_statements[], store_ownership_statements[], store_owners_statements[],
     store_brski_statements[], store_vouchers_statements[], store_sztp_statements[];
+
+/* Runs the prepared statement `name` with text parameters (values may hold
+ * NULL for SQL NULL). The result is freed with the arena. A lost connection
+ * outside a transaction is re-established and the statement retried once. */
+int store_exec(struct store_conn *c, struct arena *a, const char *name, int nparams,
+               const char *const *values, PGresult **res, struct masad_error *err);
+
+/* A PostgreSQL array literal ({"a","b",NULL}) of n strings, in `a`; NULL
+ * items are SQL NULLs. For passing whole batches as one text[] parameter. */
+char *store_text_array(struct arena *a, const char *const *items, size_t n);
 
 /* The statement of that name, or NULL. */
 const struct store_statement *store_statement_find(const char *name);
