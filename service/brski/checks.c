@@ -91,12 +91,8 @@ static X509 *tls_client_cert(struct brski_call *c)
     c->tls_read = true;
     if (c->req->client_x509 && c->req->client_x509[0])
         return c->tls = c->req->client_x509[0];
-    const unsigned char *p = c->req->client_chain[0].der;
-    c->tls = d2i_X509(NULL, &p, (long)c->req->client_chain[0].len);
-    if (c->tls)
-        arena_defer(c->a, free_x509, c->tls);
-    ERR_clear_error();
-    return c->tls;
+    return c->tls = crypto_cert_cache_get_arena(c->a, c->req->client_chain[0].der,
+                                                c->req->client_chain[0].len);
 }
 
 /* The serial-number a voucher-request claims, read before anything about
@@ -310,7 +306,8 @@ struct refusal brski_check_request(struct brski_call *c, struct brski_claim *cla
 }
 
 /* The registered domain certificate of a row; when the request carried the
- * very same certificate (same SHA-256), that one, without parsing again. */
+ * very same certificate (same SHA-256), that one, else the parsed one the
+ * certificate cache holds. */
 static bool adopt(struct brski_call *c, struct brski_domain *domain,
                   const struct store_brski_domain_cert *row, X509 *carried,
                   const unsigned char carried_sha256[32])
@@ -319,10 +316,8 @@ static bool adopt(struct brski_call *c, struct brski_domain *domain,
     if (carried && !memcmp(carried_sha256, row->cert_sha256, 32)) {
         X509_up_ref(carried);
         cert = carried;
-    } else {
-        const unsigned char *p = row->der;
-        cert = d2i_X509(NULL, &p, (long)row->der_len);
-    }
+    } else
+        cert = crypto_cert_cache_get(row->der, row->der_len);
     if (!cert)
         return false;
     arena_defer(c->a, free_x509, cert);
@@ -341,10 +336,8 @@ static bool tls_chains_to(struct brski_call *c, X509 *leaf, X509 *domain_cert)
         X509 *x = c->req->client_x509 ? c->req->client_x509[i] : NULL;
         if (x)
             X509_up_ref(x);
-        else {
-            const unsigned char *p = c->req->client_chain[i].der;
-            x = d2i_X509(NULL, &p, (long)c->req->client_chain[i].len);
-        }
+        else
+            x = crypto_cert_cache_get(c->req->client_chain[i].der, c->req->client_chain[i].len);
         if (x && !sk_X509_push(rest, x))
             X509_free(x);
     }

@@ -106,8 +106,7 @@ static STACK_OF(X509) *client_chain(struct sztp_call *c, X509 **leaf)
     }
     arena_defer(c->a, free_stack, rest);
     for (size_t i = 0; i < req->client_chain_len; i++) {
-        const unsigned char *p = req->client_chain[i].der;
-        X509 *x = d2i_X509(NULL, &p, (long)req->client_chain[i].len);
+        X509 *x = crypto_cert_cache_get(req->client_chain[i].der, req->client_chain[i].len);
         if (!x)
             continue;
         if (!*leaf) {
